@@ -1,0 +1,95 @@
+package sesh
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// conn is one operation's connection. It honours ctx through DoContext where
+// the connection has it, and otherwise bounds a blocking Do by ctx from
+// another goroutine (redisc's connections, for one, have no DoContext).
+type conn struct {
+	ctx  context.Context
+	c    redis.Conn
+	cc   redis.ConnWithContext // nil when c has no DoContext
+	busy chan struct{}         // closed when an abandoned Do returns
+}
+
+func (s *Store) conn(ctx context.Context) (conn, error) {
+	if err := ctx.Err(); err != nil {
+		return conn{}, err
+	}
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return conn{}, err
+	}
+	cc, _ := c.(redis.ConnWithContext)
+	return conn{ctx: ctx, c: c, cc: cc}, nil
+}
+
+// do runs one command. With cmd "" it flushes what was sent and returns
+// every pending reply as a []any, Redis errors in place.
+func (c *conn) do(cmd string, args ...any) (any, error) {
+	if c.busy != nil {
+		return nil, c.ctx.Err()
+	}
+	if c.cc != nil {
+		return c.cc.DoContext(c.ctx, cmd, args...)
+	}
+	done := c.ctx.Done()
+	if done == nil {
+		return c.c.Do(cmd, args...)
+	}
+	if err := c.ctx.Err(); err != nil {
+		return nil, err
+	}
+	type result struct {
+		v   any
+		err error
+	}
+	ch := make(chan result, 1)
+	busy := make(chan struct{})
+	rc := c.c
+	go func() {
+		defer close(busy)
+		v, err := rc.Do(cmd, args...)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-done:
+		c.busy = busy
+		return nil, c.ctx.Err()
+	}
+}
+
+func (c *conn) send(cmd string, args ...any) error { return c.c.Send(cmd, args...) }
+
+// pipe flushes what was sent and returns the replies; want is how many.
+func (c *conn) pipe(want int) ([]any, error) {
+	v, err := c.do("")
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := v.([]any)
+	if !ok || len(rs) != want {
+		return nil, errors.New("unexpected pipeline reply")
+	}
+	return rs, nil
+}
+
+// close returns the connection, after any abandoned Do has finished with it.
+func (c *conn) close() {
+	if c.busy == nil {
+		c.c.Close()
+		return
+	}
+	rc, busy := c.c, c.busy
+	go func() {
+		<-busy
+		rc.Close()
+	}()
+}

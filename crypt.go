@@ -1,0 +1,222 @@
+package sesh
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+)
+
+// ErrDecrypt is returned by Crypt when a stored value fails to open: it was
+// tampered with, moved from another token's key, written by a plain Store,
+// or sealed with a key no longer configured.
+var ErrDecrypt = errors.New("sesh: stored value failed to decrypt")
+
+// Sealed value layout: version, key ID, nonce, then ciphertext with tag.
+const (
+	sealVersion = 1
+	kidLen      = 4
+	headerLen   = 1 + kidLen
+	nonceLen    = 12
+	tagLen      = 16
+	sealedMin   = headerLen + nonceLen + tagLen
+	minSecret   = 32
+)
+
+// Crypt is a Store that seals user IDs with AES-256-GCM before they reach
+// Redis. Each sealed value is bound to its own Redis key, so a value copied
+// under another token's key fails to open with ErrDecrypt.
+//
+// Crypt has the Store's semantics for every method; only the stored value
+// differs. It adds no round trip: the crypto work happens on the client.
+// With TrackUsers, index keys hold an HMAC of the user ID, never the user ID.
+//
+// Crypt is safe for concurrent use by multiple goroutines.
+type Crypt struct {
+	s    *Store
+	keys []cryptKey // keys[0] seals; every key opens
+}
+
+type cryptKey struct {
+	kid   [kidLen]byte
+	aead  cipher.AEAD
+	index []byte // HMAC key naming user indexes of values sealed by this key
+}
+
+// NewCrypt returns a Crypt over s. Each key is 32 bytes; keys[0] seals new
+// values and every key opens, so a rotation lists the new key first and the
+// old ones after it. NewCrypt returns an error for no keys, a key that is not
+// 32 bytes, and a key given twice.
+func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
+	if s == nil {
+		return nil, errors.New("sesh: newcrypt: Store is nil")
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("sesh: newcrypt: no keys; make one with sesh keygen or KeyFromSecret")
+	}
+	c := &Crypt{s: s}
+	for i, k := range keys {
+		if len(k) != 32 {
+			return nil, fmt.Errorf("sesh: newcrypt: key %d is %d bytes, want 32", i, len(k))
+		}
+		for j := range i {
+			if subtle.ConstantTimeCompare(k, keys[j]) == 1 {
+				return nil, fmt.Errorf("sesh: newcrypt: key %d repeats key %d", i, j)
+			}
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("sesh: newcrypt: key %d: %w", i, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("sesh: newcrypt: key %d: %w", i, err)
+		}
+		ck := cryptKey{aead: aead, index: mac(k, "sesh user index v1")}
+		copy(ck.kid[:], mac(k, "sesh key id v1"))
+		for j, o := range c.keys {
+			if o.kid == ck.kid {
+				return nil, fmt.Errorf("sesh: newcrypt: keys %d and %d share a key ID; draw a new key", j, i)
+			}
+		}
+		c.keys = append(c.keys, ck)
+	}
+	return c, nil
+}
+
+// KeyFromSecret derives a 32-byte key from a high-entropy secret with
+// HKDF-SHA256. Equal secrets give equal keys, whatever the Store's Prefix.
+// It refuses a secret shorter than 32 bytes: a password is not a secret.
+func KeyFromSecret(secret string) ([]byte, error) {
+	if len(secret) < minSecret {
+		return nil, fmt.Errorf("sesh: keyfromsecret: secret is %d bytes, want at least %d random bytes; make one with `sesh keygen` or `openssl rand -base64 32`", len(secret), minSecret)
+	}
+	return hkdf.Key(sha256.New, []byte(secret), nil, "sesh v1 key", 32)
+}
+
+func mac(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// Set issues a new token for userID, storing it sealed. See Store.Set.
+func (c *Crypt) Set(ctx context.Context, userID string) (string, error) {
+	return c.s.set(ctx, c, userID)
+}
+
+// Get returns the user ID of a live token. See Store.Get. A stored value
+// that fails to open gets an error wrapping ErrDecrypt.
+func (c *Crypt) Get(ctx context.Context, token string) (string, error) {
+	return c.s.get(ctx, c, token)
+}
+
+// Liv restarts a live token's idle TTL. See Store.Liv. It touches no
+// ciphertext.
+func (c *Crypt) Liv(ctx context.Context, token string) error {
+	return c.s.liv(ctx, token)
+}
+
+// Die ends a token. See Store.Die.
+func (c *Crypt) Die(ctx context.Context, token string) error {
+	return c.s.die(ctx, c, token)
+}
+
+// DieAll ends every live token of userID. See Store.DieAll.
+func (c *Crypt) DieAll(ctx context.Context, userID string) (int, error) {
+	return c.s.dieAll(ctx, c, userID)
+}
+
+// Count returns how many live tokens userID has. See Store.Count.
+func (c *Crypt) Count(ctx context.Context, userID string) (int, error) {
+	return c.s.count(ctx, c, userID)
+}
+
+// Rotate issues a new token for the user of token and ends token. See
+// Store.Rotate. The new value is sealed with keys[0].
+func (c *Crypt) Rotate(ctx context.Context, token string) (string, error) {
+	return c.s.rotate(ctx, c, token)
+}
+
+// seal encrypts userID under keys[0] with a fresh random nonce. The
+// associated data binds it to the version, the key ID and the Redis key.
+// Nonces come from crypto/rand, never from Options.Rand: a repeated nonce
+// would break GCM.
+func (c *Crypt) seal(key, userID string) (string, error) {
+	k := &c.keys[0]
+	out := make([]byte, headerLen+nonceLen, sealedMin+len(userID))
+	out[0] = sealVersion
+	copy(out[1:], k.kid[:])
+	if _, err := rand.Read(out[headerLen:]); err != nil {
+		return "", fmt.Errorf("nonce: %w", err)
+	}
+	out = k.aead.Seal(out, out[headerLen:], []byte(userID), ad(out[:headerLen], key))
+	return string(out), nil
+}
+
+// open decrypts a value sealed by seal under the same Redis key.
+func (c *Crypt) open(key, value string) (string, error) {
+	k := c.keyOf(value)
+	if k == nil {
+		return "", ErrDecrypt
+	}
+	v := []byte(value)
+	pt, err := k.aead.Open(nil, v[headerLen:headerLen+nonceLen], v[headerLen+nonceLen:], ad(v[:headerLen], key))
+	if err != nil {
+		return "", ErrDecrypt
+	}
+	return string(pt), nil
+}
+
+// keyOf returns the key that sealed value, or nil when value is not a
+// sealed value of a configured key.
+func (c *Crypt) keyOf(value string) *cryptKey {
+	if len(value) < sealedMin || value[0] != sealVersion {
+		return nil
+	}
+	for i := range c.keys {
+		if string(c.keys[i].kid[:]) == value[1:headerLen] {
+			return &c.keys[i]
+		}
+	}
+	return nil
+}
+
+func ad(header []byte, key string) []byte {
+	b := make([]byte, 0, len(header)+len(key))
+	return append(append(b, header...), key...)
+}
+
+// indexID names a user's index by an HMAC of the user ID under the key that
+// sealed value (keys[0] for a new value), so no key name reveals a user ID.
+func (c *Crypt) indexID(userID, value string) string {
+	k := &c.keys[0]
+	if value != "" {
+		if o := c.keyOf(value); o != nil {
+			k = o
+		}
+	}
+	return indexHMAC(k.index, userID)
+}
+
+// indexIDs lists the indexes a user may have, oldest key first: DieAll must
+// take keys[0]'s last, since Rotate moves tokens towards it.
+func (c *Crypt) indexIDs(userID string) []string {
+	ids := make([]string, len(c.keys))
+	for i := range c.keys {
+		ids[len(ids)-1-i] = indexHMAC(c.keys[i].index, userID)
+	}
+	return ids
+}
+
+func indexHMAC(key []byte, userID string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(userID))
+	return b64.EncodeToString(m.Sum(nil))
+}

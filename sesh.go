@@ -1,0 +1,249 @@
+// Package sesh is a minimal token store on Redis: it maps random 32-byte
+// tokens to opaque user IDs.
+//
+// A [Store] issues a token with [Store.Set], resolves it with [Store.Get],
+// keeps it alive with [Store.Liv] and ends it with [Store.Die]. The value kept
+// in Redis is the user ID itself, byte for byte; sesh does no serialization.
+// [Crypt] wraps a Store to seal user IDs with AES-256-GCM.
+//
+// # Security
+//
+// Tokens never reach Redis. Each is stored under a key derived from the
+// SHA-256 of its 32 random bytes, so a dump, a replica, a MONITOR stream or a
+// backup of Redis holds no usable token. Set is a single atomic
+// SET key userID NX PX ttl, so no crash can leave a key without its expiry.
+// A malformed token is rejected with [ErrNotFound] before any round trip.
+//
+// # Lifecycle
+//
+// With [Options].TrackUsers a Store keeps a per-user index, so that
+// [Store.DieAll] ends every session of a user (log out everywhere) and
+// [Store.Count] counts them. [Store.Rotate] replaces a token with a fresh
+// one, for example when privileges change.
+//
+// # Errors
+//
+// Every method returns [ErrNotFound] for a token that is not live: unknown,
+// expired, ended or malformed. Any other error reads "sesh: <op>: ..." and
+// wraps its cause, so [errors.Is] finds [context.DeadlineExceeded] or the
+// network error beneath it.
+package sesh
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Pool is what a Store needs from a Redis client: a connection for the
+// duration of one operation. *redis.Pool satisfies it, and so do the
+// adapters in seshcluster and seshsentinel.
+type Pool interface {
+	GetContext(ctx context.Context) (redis.Conn, error)
+}
+
+var _ Pool = (*redis.Pool)(nil)
+
+// Forever, as Options.TTL, means tokens have no idle expiry.
+const Forever time.Duration = -1
+
+// maxUserID is the longest user ID Set accepts, in bytes.
+const maxUserID = 1024
+
+// maxTries bounds how many tokens Set draws when each one collides.
+const maxTries = 4
+
+// ErrNotFound is returned when a token is not live: it is unknown, has
+// expired, has been ended, or is malformed.
+var ErrNotFound = errors.New("sesh: token not found")
+
+// ErrNotReplicated is returned, wrapped with the operation's name, when
+// Options.Replicas is set and too few replicas acknowledged an ending
+// operation (Die, DieAll or Rotate) within Options.ReplicaTimeout. The
+// deletion has still happened on the master; see the README for what to do.
+var ErrNotReplicated = errors.New("sesh: not acknowledged by enough replicas")
+
+// Options configures a Store. The zero value is a usable configuration:
+// prefix "sesh", a 24-hour idle TTL, no absolute limit.
+type Options struct {
+	// Prefix is the key namespace. Every key the Store writes starts with
+	// Prefix + ":". When empty, "sesh" is used. It may not hold white space.
+	Prefix string
+
+	// TTL is the idle lifetime set by Set and restored by Liv (and by Get
+	// when Sliding). When zero, 24 hours. Forever means no idle expiry.
+	TTL time.Duration
+
+	// MaxAge is the absolute lifetime of a token, counted from Set. Nothing
+	// extends a token past it, not Liv, Sliding or Rotate. When zero, there
+	// is no absolute limit.
+	MaxAge time.Duration
+
+	// Sliding makes Get also restart the idle TTL, in the same round trip.
+	Sliding bool
+
+	// Rand is the source of token entropy. When nil, crypto/rand.Reader.
+	// A Rand that fails makes Set fail; there is no fallback.
+	Rand io.Reader
+
+	// TrackUsers keeps a per-user index so DieAll and Count work. It costs
+	// one extra write per Set, pipelined in the same round trip.
+	TrackUsers bool
+
+	// Replicas is how many replicas must acknowledge (WAIT) the deletions
+	// made by Die, DieAll and Rotate. When zero, nothing waits.
+	Replicas int
+
+	// ReplicaTimeout bounds the wait for replicas. When zero, 1 second.
+	// Keep it below the connections' read timeout.
+	ReplicaTimeout time.Duration
+}
+
+// Store is a token store on Redis. It issues tokens for user IDs and
+// resolves them back.
+//
+// Most callers want [Store.Set] at login, [Store.Get] on every request and
+// [Store.Die] at logout; [Store.Liv] keeps a token alive without reading it.
+// A token that is unknown, expired, ended or malformed gets [ErrNotFound]
+// from every method, never a partial result; Die treats it as already done.
+//
+// Store is safe for concurrent use by multiple goroutines.
+type Store struct {
+	pool     Pool
+	prefix   string // Prefix + ":"
+	ttl      int64  // idle lifetime in ms; 0 means none
+	maxAge   int64  // absolute lifetime in ms; 0 means none
+	capped   bool   // idle TTL shorter than MaxAge: a deadline key rides along
+	sliding  bool
+	track    bool
+	rand     io.Reader
+	replicas int
+	waitMS   int64
+}
+
+// New returns a Store that keeps its tokens in the Redis behind p.
+// It returns an error naming the field when o is invalid.
+func New(p Pool, o Options) (*Store, error) {
+	if p == nil {
+		return nil, errors.New("sesh: new: Pool is nil")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "sesh"
+	}
+	if strings.IndexFunc(o.Prefix, unicode.IsSpace) >= 0 {
+		return nil, fmt.Errorf("sesh: new: Prefix %q holds white space", o.Prefix)
+	}
+	switch {
+	case o.TTL == 0:
+		o.TTL = 24 * time.Hour
+	case o.TTL < 0 && o.TTL != Forever:
+		return nil, fmt.Errorf("sesh: new: TTL %v is negative and not Forever", o.TTL)
+	case o.TTL > 0 && o.TTL < time.Millisecond:
+		return nil, fmt.Errorf("sesh: new: TTL %v is below Redis's 1ms resolution", o.TTL)
+	}
+	if o.MaxAge < 0 {
+		return nil, fmt.Errorf("sesh: new: MaxAge %v is negative", o.MaxAge)
+	}
+	if o.MaxAge > 0 && o.MaxAge < time.Millisecond {
+		return nil, fmt.Errorf("sesh: new: MaxAge %v is below Redis's 1ms resolution", o.MaxAge)
+	}
+	if o.Replicas < 0 {
+		return nil, fmt.Errorf("sesh: new: Replicas %d is negative", o.Replicas)
+	}
+	if o.ReplicaTimeout < 0 {
+		return nil, fmt.Errorf("sesh: new: ReplicaTimeout %v is negative", o.ReplicaTimeout)
+	}
+	if o.ReplicaTimeout == 0 {
+		o.ReplicaTimeout = time.Second
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	s := &Store{
+		pool:     p,
+		prefix:   o.Prefix + ":",
+		maxAge:   o.MaxAge.Milliseconds(),
+		sliding:  o.Sliding,
+		track:    o.TrackUsers,
+		rand:     o.Rand,
+		replicas: o.Replicas,
+		waitMS:   o.ReplicaTimeout.Milliseconds(),
+	}
+	if o.TTL != Forever {
+		s.ttl = o.TTL.Milliseconds()
+	}
+	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
+	return s, nil
+}
+
+// Set issues a new token for userID and returns it. The token lives for the
+// idle TTL, and at most MaxAge. userID must be 1 to 1024 bytes; it is stored
+// as it is.
+func (s *Store) Set(ctx context.Context, userID string) (string, error) {
+	return s.set(ctx, plain{}, userID)
+}
+
+// Get returns the user ID of a live token, or ErrNotFound. With Sliding it
+// also restarts the token's idle TTL, capped at MaxAge, in the same round
+// trip.
+func (s *Store) Get(ctx context.Context, token string) (string, error) {
+	return s.get(ctx, plain{}, token)
+}
+
+// Liv restarts a live token's idle TTL, capped at its MaxAge, in one round
+// trip. It returns ErrNotFound when the token is gone, and never brings an
+// ended token back. With TTL Forever it only reports whether the token is
+// live.
+func (s *Store) Liv(ctx context.Context, token string) error {
+	return s.liv(ctx, token)
+}
+
+// Die ends a token. It returns nil when the token was already gone.
+func (s *Store) Die(ctx context.Context, token string) error {
+	return s.die(ctx, plain{}, token)
+}
+
+// codec turns user IDs into stored values and back; Crypt supplies one
+// that encrypts.
+type codec interface {
+	seal(key, userID string) (string, error)
+	open(key, value string) (string, error)
+	// indexID names the index of a token of userID whose stored value is
+	// value ("" for one about to be sealed).
+	indexID(userID, value string) string
+	// indexIDs names every index userID may have, in the order DieAll
+	// takes them.
+	indexIDs(userID string) []string
+}
+
+// plain stores user IDs as they are.
+type plain struct{}
+
+func (plain) seal(_, userID string) (string, error) { return userID, nil }
+func (plain) open(_, value string) (string, error)  { return value, nil }
+func (plain) indexID(userID, _ string) string       { return userID }
+func (plain) indexIDs(userID string) []string       { return []string{userID} }
+
+func checkUserID(op, userID string) error {
+	if userID == "" {
+		return fmt.Errorf("sesh: %s: empty user ID", op)
+	}
+	if len(userID) > maxUserID {
+		return fmt.Errorf("sesh: %s: user ID is %d bytes, more than %d", op, len(userID), maxUserID)
+	}
+	return nil
+}
+
+func wrap(op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("sesh: %s: %w", op, err)
+}
