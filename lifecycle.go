@@ -2,44 +2,64 @@ package sesh
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
 
-// The user index is a sorted set per user: members name token keys, scores
-// are when each token was last known to expire (ms since the epoch, +inf for
-// none). It lives in its own hash slot; every command on it touches it alone,
-// so it works unchanged on Redis Cluster.
+// The user index is a sorted set per user. Token members name token keys
+// (the hash inside the braces) and score when each token was last known to
+// expire, in ms since the epoch (+inf for none). Lock members, "!" and a
+// random suffix, mark a DieAll under way and score minus its lock's expiry,
+// so locks sort below every token. The index lives in its own hash slot and
+// every command on it touches it alone, so it works unchanged on Redis
+// Cluster.
 var (
-	// register adds a member, keeps the index alive at least as long as its
-	// tokens can live, and returns {added, members due for a check}. With
-	// ARGV[5] set it first requires that member to be present, which is how
-	// Rotate learns that DieAll has not taken the index since it read the
-	// token.
+	// register adds a token member, keeps the index alive at least as long
+	// as its tokens can live, and returns {added, members due for a check}.
+	// With ARGV[5] set, for Rotate, it first requires that member to be
+	// indexed (false when it is not) and no DieAll to be under way (-1 when
+	// one is).
 	//
 	// KEYS: index. ARGV: score, member, index ms (0: no expiry), now, required member.
 	register = newScript(1, `
-if ARGV[5] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[5]) then return false end
+if ARGV[5] ~= '' then
+  if not redis.call('ZSCORE', KEYS[1], ARGV[5]) then return false end
+  local l = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #l > 0 and -tonumber(l[2]) > tonumber(ARGV[4]) then return -1 end
+end
 local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local ttl = tonumber(ARGV[3])
-local p = redis.call('PTTL', KEYS[1])
 if ttl == 0 then
-  if p ~= -1 then redis.call('PERSIST', KEYS[1]) end
-elseif p ~= -1 and p < ttl then
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PERSIST', KEYS[1])
+else
+  local p = redis.call('PTTL', KEYS[1])
+  if p == -1 or p < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 end
-return {added, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, 8)}`)
+return {added, redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[4], 'LIMIT', 0, 8)}`)
 
-	// take empties the index and returns what it held, atomically.
+	// lock starts a DieAll: it drops expired locks, adds this one, and
+	// returns every token member. The members stay indexed until their
+	// tokens are deleted, so a concurrent DieAll ends them too.
 	//
-	// KEYS: index.
-	take = newScript(1, `
-local m = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return m`)
+	// KEYS: index. ARGV: lock member, lock score, now.
+	lock = newScript(1, `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(-' .. ARGV[3], '(0')
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf')`)
 )
+
+// lockTTL bounds how long a DieAll keeps Rotate waiting, should it die
+// half-way.
+const lockTTL = 10 * time.Second
+
+// errLocked is register's answer while a DieAll is under way.
+var errLocked = errors.New("a DieAll of this user is under way")
 
 // DieAll ends every live token of userID and returns how many it ended.
 // A token of userID created before DieAll started cannot be used once it
@@ -85,6 +105,8 @@ func registered(r any) (added bool, due []string, err error) {
 	switch r := r.(type) {
 	case nil:
 		return false, nil, ErrNotFound
+	case int64:
+		return false, nil, errLocked
 	case redis.Error:
 		return false, nil, r
 	}
@@ -150,10 +172,17 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 		return 0, wrap(op, err)
 	}
 	defer c.close()
-	// Take every index first, in indexIDs' order, then end what they held.
+	// Lock every index and read it, then end what they hold, then drop
+	// the entries and the locks.
 	ids := cd.indexIDs(userID)
+	var l [8]byte
+	if _, err := rand.Read(l[:]); err != nil {
+		return 0, wrap(op, err)
+	}
+	lockMember := "!" + hex.EncodeToString(l[:])
+	now := time.Now()
 	for _, id := range ids {
-		c.sendEval(take, s.indexKey(id))
+		c.sendEval(lock, s.indexKey(id), lockMember, -now.Add(lockTTL).UnixMilli(), now.UnixMilli())
 	}
 	rs, err := c.pipe(len(ids))
 	if err != nil {
@@ -167,34 +196,58 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 		}
 		members = append(members, ms...)
 	}
+	ended, err := s.end(&c, members)
+	// Drop the locks and the entries of the tokens ended here. An entry
+	// whose DEL found nothing stays: its Set may have indexed it and not yet
+	// written it, and a later DieAll must still find it. Check prunes it
+	// once it is known dead.
+	for _, id := range ids {
+		args := []any{s.indexKey(id), lockMember}
+		for _, m := range ended {
+			args = append(args, m)
+		}
+		c.send("ZREM", args...)
+	}
+	if _, zerr := c.pipe(len(ids)); err == nil && zerr != nil {
+		err = zerr
+	}
+	return len(ended), wrap(op, err)
+}
+
+// end deletes the tokens named by members, waiting for replicas when asked
+// to, and returns the members whose tokens were live.
+func (s *Store) end(c *conn, members []string) ([]string, error) {
 	if len(members) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	per := 1 + b2i(s.capped)
 	for _, m := range members {
-		c.send("DEL", s.keyOf(m))
+		key := s.keyOf(m)
+		c.send("DEL", key)
 		if s.capped {
-			c.send("DEL", deadlineKey(s.keyOf(m)))
+			c.send("DEL", deadlineKey(key))
 		}
 	}
-	waits := s.sendWait(&c)
-	rs, err = c.pipe(per*len(members) + waits)
+	waits := s.sendWait(c)
+	rs, err := c.pipe(per*len(members) + waits)
 	if err != nil {
-		return 0, wrap(op, err)
+		return nil, err
 	}
-	n := 0
-	for i := 0; i < per*len(members); i += per {
-		switch r := rs[i].(type) {
+	var ended []string
+	for i, r := range rs[:per*len(members)] {
+		switch r := r.(type) {
 		case redis.Error:
-			return n, wrap(op, r)
+			return ended, r
 		case int64:
-			n += int(r)
+			if i%per == 0 && r == 1 {
+				ended = append(ended, members[i/per])
+			}
 		}
 	}
 	if waits > 0 {
-		return n, s.waited(op, rs[len(rs)-1])
+		return ended, s.waited(rs[len(rs)-1])
 	}
-	return n, nil
+	return ended, nil
 }
 
 func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error) {
@@ -213,7 +266,7 @@ func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error)
 	n := 0
 	for _, id := range cd.indexIDs(userID) {
 		idx := s.indexKey(id)
-		members, err := redis.Strings(c.do("ZRANGE", idx, 0, -1))
+		members, err := redis.Strings(c.do("ZRANGEBYSCORE", idx, 0, "+inf"))
 		if err != nil {
 			return 0, wrap(op, err)
 		}
@@ -290,28 +343,42 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	var added bool
 	if s.track {
 		// Index the new token beside the old one, but only while the old one
-		// is still indexed: once DieAll has taken that index, the old token
-		// is as good as dead. When the new token belongs in another index
+		// is still indexed and no DieAll is under way: otherwise DieAll
+		// might miss the new token while ending the old one. When the new token belongs in another index
 		// (Crypt's keys[0] after a key rotation), it is indexed there too and
 		// leaves the old index once the old token has ended.
 		oldIdx = s.indexKey(cd.indexID(userID, val))
 		newIdx = s.indexKey(cd.indexID(userID, nval))
-		now := time.Now()
-		score := expiry(now, s.px(left))
-		s.sendRegister(&c, oldIdx, s.member(nkey), score, now, s.member(key))
-		if newIdx != oldIdx {
-			s.sendRegister(&c, newIdx, s.member(nkey), score, now, "")
-		}
-		rs, err := c.pipe(1 + b2i(newIdx != oldIdx))
-		if err != nil {
-			return "", wrap(op, err)
-		}
-		for i := len(rs) - 1; i >= 0; i-- {
-			if added, _, err = registered(rs[i]); err != nil {
-				if newIdx != oldIdx {
-					c.do("ZREM", newIdx, s.member(nkey))
-				}
+		// While a DieAll is under way, wait for it: it will either end the
+		// old token or show it was not among those to end.
+		for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+			now := time.Now()
+			score := expiry(now, s.px(left))
+			s.sendRegister(&c, oldIdx, s.member(nkey), score, now, s.member(key))
+			if newIdx != oldIdx {
+				s.sendRegister(&c, newIdx, s.member(nkey), score, now, "")
+			}
+			rs, err := c.pipe(1 + b2i(newIdx != oldIdx))
+			if err != nil {
 				return "", wrap(op, err)
+			}
+			added, _, err = registered(rs[0])
+			if err == nil && len(rs) > 1 {
+				_, _, err = registered(rs[1])
+			}
+			if err == nil {
+				break
+			}
+			if newIdx != oldIdx {
+				c.do("ZREM", newIdx, s.member(nkey))
+			}
+			if !errors.Is(err, errLocked) {
+				return "", wrap(op, err)
+			}
+			select {
+			case <-ctx.Done():
+				return "", wrap(op, ctx.Err())
+			case <-time.After(wait):
 			}
 		}
 	}
@@ -322,8 +389,12 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	if err := s.sendSet(&c, nkey, nval, left); err != nil {
 		return "", wrap(op, err)
 	}
-	c.send("DEL", s.keysOf(key)...)
+	c.send("DEL", key) // alone, so its reply says whether this call ended it
 	writes := 2
+	if s.capped {
+		c.send("DEL", deadlineKey(key))
+		writes++
+	}
 	if s.track {
 		c.send("ZREM", oldIdx, s.member(key))
 		writes++
@@ -365,7 +436,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 		return "", ErrNotFound
 	}
 	if waits > 0 {
-		return tok, s.waited(op, rs[len(rs)-1])
+		return tok, wrap(op, s.waited(rs[len(rs)-1]))
 	}
 	return tok, nil
 }

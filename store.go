@@ -315,7 +315,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 		}
 	}
 	if waits > 0 {
-		return s.waited(op, rs[len(rs)-1])
+		return wrap(op, s.waited(rs[len(rs)-1]))
 	}
 	return nil
 }
@@ -331,13 +331,13 @@ func (s *Store) sendWait(c *conn) int {
 }
 
 // waited checks a WAIT reply.
-func (s *Store) waited(op string, r any) error {
+func (s *Store) waited(r any) error {
 	n, err := redis.Int(r, nil)
 	if err != nil {
-		return wrap(op, err)
+		return err
 	}
 	if n < s.replicas {
-		return fmt.Errorf("sesh: %s: %w: %d of %d within %v", op, ErrNotReplicated, n, s.replicas, time.Duration(s.waitMS)*time.Millisecond)
+		return fmt.Errorf("%w: %d of %d within %v", ErrNotReplicated, n, s.replicas, time.Duration(s.waitMS)*time.Millisecond)
 	}
 	return nil
 }

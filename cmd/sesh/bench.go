@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/seshkit/sesh"
+	"golang.org/x/term"
+)
+
+// benchOps are the operations bench can measure, in the order -h lists them.
+var benchOps = []string{"set", "get", "liv", "die", "rotate"}
+
+// maxReadTokens bounds the tokens made for get and liv, which reuse them.
+const maxReadTokens = 10000
+
+func (c *cli) bench(ctx context.Context, args []string) int {
+	b := &bencher{progress: c.progressTo()}
+	var (
+		url, opList    string
+		size           int
+		crypt, asJSON  bool
+		track          bool
+		explicitN      bool
+		defaultN       = 10000
+		defaultWorkers = 16
+	)
+	fs := c.flags("bench", "[flags]",
+		`Bench measures each operation's throughput and latency with concurrent
+workers, one phase per operation. Get, liv, die and rotate first make the
+tokens they use with Set, untimed. Every latency is kept, so percentiles are
+exact. With -redis the keys go under a throwaway prefix, deleted afterwards;
+on the embedded miniredis, the numbers measure sesh's client side and
+miniredis, not a Redis server. A live progress line goes to standard error
+when it is a terminal.`,
+		"\tsesh bench -redis redis://localhost:6379/15 -ops set,get,die -c 32 -d 10s")
+	fs.StringVar(&url, "redis", "", "Redis `URL` (default $SESH_REDIS_URL, else an embedded miniredis)")
+	fs.StringVar(&opList, "ops", "set,get", "comma-separated operations, of "+strings.Join(benchOps, ","))
+	fs.IntVar(&b.workers, "c", defaultWorkers, "concurrent workers")
+	fs.IntVar(&b.n, "n", defaultN, "operations per phase; with -d too, whichever ends first (-d alone runs for its duration)")
+	fs.DurationVar(&b.d, "d", 0, "duration per phase, such as 5s; 0 means none")
+	fs.IntVar(&size, "size", 16, "user ID size in `bytes`, 1 to 1024")
+	fs.BoolVar(&crypt, "crypt", false, "measure a Crypt with a fresh key")
+	fs.BoolVar(&track, "track-users", false, "keep the per-user index, as Options.TrackUsers")
+	fs.BoolVar(&asJSON, "json", false, "print a JSON array instead of a table; latencies in ns")
+	if _, status, ok := c.parse(fs, args, 0); !ok {
+		return status
+	}
+	fs.Visit(func(f *flag.Flag) { explicitN = explicitN || f.Name == "n" })
+	for _, op := range strings.Split(opList, ",") {
+		if !slices.Contains(benchOps, op) {
+			return c.usage(fs, "bench: unknown operation %q in -ops; choose from %s", op, strings.Join(benchOps, ","))
+		}
+		b.ops = append(b.ops, op)
+	}
+	switch {
+	case b.workers < 1:
+		return c.usage(fs, "bench: -c %d: want at least 1 worker", b.workers)
+	case b.n < 1:
+		return c.usage(fs, "bench: -n %d: want at least 1 operation", b.n)
+	case b.d < 0:
+		return c.usage(fs, "bench: -d %v is negative", b.d)
+	case size < 1 || size > 1024:
+		return c.usage(fs, "bench: -size %d: want 1 to 1024 bytes", size)
+	}
+	if b.d > 0 && !explicitN {
+		b.n = 0 // -d alone: run for the duration
+	}
+	b.size = size
+
+	where, prefix := "an embedded miniredis", "seshbench"
+	url = redisURL(url)
+	embedded := url == ""
+	if embedded {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return c.fail(ctx, "bench", fmt.Errorf("embedded miniredis: %w", err))
+		}
+		defer mr.Close()
+		url = "redis://" + mr.Addr()
+	} else {
+		where, prefix = redacted(url), "seshbench-"+randomHex(4)
+	}
+	pool, err := sesh.NewPool(url)
+	if err != nil {
+		return c.usage(fs, "%v", err)
+	}
+	defer pool.Close()
+	if err := ping(ctx, pool); err != nil {
+		return c.fail(ctx, "bench", fmt.Errorf("%s: %w", where, err))
+	}
+	if !embedded {
+		defer func() {
+			n, err := cleanup(pool, prefix)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "sesh: bench: cleaning up %s: %v\n", prefix, err)
+				return
+			}
+			fmt.Fprintf(c.stderr, "cleaned up: deleted %d keys under %s:\n", n, prefix)
+		}()
+	}
+	s, err := sesh.New(pool, sesh.Options{Prefix: prefix, TrackUsers: track})
+	if err != nil {
+		return c.fail(ctx, "bench", err)
+	}
+	b.s = s
+	what := "Store"
+	if crypt {
+		key := make([]byte, 32)
+		rand.Read(key)
+		if b.s, err = sesh.NewCrypt(s, key); err != nil {
+			return c.fail(ctx, "bench", err)
+		}
+		what = "Crypt"
+	}
+	if track {
+		what += " with TrackUsers"
+	}
+
+	if !asJSON {
+		limit := fmt.Sprintf("%d ops", b.n)
+		switch {
+		case b.n == 0:
+			limit = b.d.String()
+		case b.d > 0:
+			limit += " or " + b.d.String()
+		}
+		fmt.Fprintf(c.stdout, "sesh bench: %s on %s, %d workers, %s per phase, %d-byte user IDs\n\n",
+			what, where, b.workers, limit, size)
+	}
+	var results []benchResult
+	for _, op := range b.ops {
+		r, err := b.phase(ctx, op)
+		if err != nil && ctx.Err() == nil {
+			return c.fail(ctx, "bench", fmt.Errorf("%s: making tokens: %w", op, err))
+		}
+		if r.Ops > 0 {
+			results = append(results, r)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(results)
+	} else {
+		printTable(c.stdout, results)
+	}
+	status := exitOK
+	for _, r := range results {
+		if r.Errors > 0 {
+			fmt.Fprintf(c.stderr, "sesh: bench: %s: %d errors, the first: %v\n", r.Op, r.Errors, r.firstErr)
+			status = exitFailure
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(c.stderr, "sesh: bench: interrupted")
+		return exitInterrupted
+	}
+	return status
+}
+
+// progressTo returns standard error when it is a terminal, else nil.
+func (c *cli) progressTo() io.Writer {
+	if f, ok := c.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
+	}
+	return nil
+}
+
+// bencher runs bench's phases.
+type bencher struct {
+	s        store
+	ops      []string
+	workers  int
+	n        int           // operations per phase; 0 means until d
+	d        time.Duration // duration per phase; 0 means until n
+	size     int
+	progress io.Writer // nil: no progress line
+}
+
+// benchResult is one phase's outcome; JSON gives durations in nanoseconds.
+type benchResult struct {
+	Op        string  `json:"op"`
+	Ops       int     `json:"ops"`
+	Errors    int     `json:"errors"`
+	ElapsedNS int64   `json:"elapsed_ns"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50NS     int64   `json:"p50_ns"`
+	P90NS     int64   `json:"p90_ns"`
+	P99NS     int64   `json:"p99_ns"`
+	MaxNS     int64   `json:"max_ns"`
+	firstErr  error
+}
+
+// worker is one worker's record.
+type worker struct {
+	lats     []time.Duration
+	errs     int
+	firstErr error
+}
+
+// phase measures op. On an interrupt it returns what it measured so far.
+func (b *bencher) phase(ctx context.Context, op string) (benchResult, error) {
+	var tokens []string
+	consumes := op == "die" || op == "rotate"
+	switch {
+	case consumes:
+		// One token per operation: as many as -n, or as many as Set makes
+		// in -d, which is about what the phase can use up.
+		var err error
+		if tokens, err = b.makeTokens(ctx, op, b.n, b.d); err != nil {
+			return benchResult{Op: op}, err
+		}
+	case op != "set":
+		n := maxReadTokens
+		if b.n > 0 {
+			n = min(b.n, n)
+		}
+		var err error
+		if tokens, err = b.makeTokens(ctx, op, n, 0); err != nil {
+			return benchResult{Op: op}, err
+		}
+	}
+	limit := int64(b.n)
+	if op != "set" {
+		if len(tokens) == 0 {
+			return benchResult{Op: op}, ctx.Err() // interrupted while making them
+		}
+		if consumes {
+			limit = int64(len(tokens))
+		}
+	}
+	res, _ := b.run(ctx, op, limit, b.d, b.call(op, tokens))
+	return res, nil
+}
+
+// call returns the operation to time for op, given the i-th operation.
+func (b *bencher) call(op string, tokens []string) func(ctx context.Context, i int64) error {
+	tok := func(i int64) string { return tokens[i%int64(len(tokens))] }
+	switch op {
+	case "set":
+		return func(ctx context.Context, i int64) error {
+			_, err := b.s.Set(ctx, b.userID(i))
+			return err
+		}
+	case "get":
+		return func(ctx context.Context, i int64) error {
+			_, err := b.s.Get(ctx, tok(i))
+			return err
+		}
+	case "liv":
+		return func(ctx context.Context, i int64) error { return b.s.Liv(ctx, tok(i)) }
+	case "die":
+		return func(ctx context.Context, i int64) error { return b.s.Die(ctx, tok(i)) }
+	default: // rotate
+		return func(ctx context.Context, i int64) error {
+			_, err := b.s.Rotate(ctx, tok(i))
+			return err
+		}
+	}
+}
+
+// makeTokens issues tokens with Set, untimed, until it has n (when n > 0)
+// or d has passed (when d > 0).
+func (b *bencher) makeTokens(ctx context.Context, op string, n int, d time.Duration) ([]string, error) {
+	var (
+		mu     sync.Mutex
+		tokens = make([]string, 0, max(n, 0))
+	)
+	res, err := b.run(ctx, op+": making tokens", int64(n), d, func(ctx context.Context, i int64) error {
+		tok, err := b.s.Set(ctx, b.userID(i))
+		if err == nil {
+			mu.Lock()
+			tokens = append(tokens, tok)
+			mu.Unlock()
+		}
+		return err
+	})
+	if err == nil && res.Errors > 0 {
+		err = res.firstErr
+	}
+	return tokens, err
+}
+
+// run calls do from b.workers goroutines until limit calls (when limit > 0)
+// or until d has passed (when d > 0), timing each call.
+func (b *bencher) run(ctx context.Context, label string, limit int64, d time.Duration, do func(context.Context, int64) error) (benchResult, error) {
+	var (
+		next, done atomic.Int64
+		wg         sync.WaitGroup
+		workers    = make([]worker, b.workers)
+		start      = time.Now()
+		deadline   = start.Add(d)
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if limit > 0 && i >= limit || d > 0 && time.Now().After(deadline) {
+					return
+				}
+				t0 := time.Now()
+				err := do(ctx, i)
+				took := time.Since(t0)
+				if ctx.Err() != nil {
+					return // interrupted: the call was cut short
+				}
+				w.lats = append(w.lats, took)
+				if err != nil {
+					if w.errs++; w.firstErr == nil {
+						w.firstErr = err
+					}
+				}
+				done.Add(1)
+			}
+		}(&workers[w])
+	}
+	stop := b.showProgress(label, start, &done)
+	wg.Wait()
+	stop()
+	elapsed := time.Since(start)
+
+	r := benchResult{Op: label, ElapsedNS: elapsed.Nanoseconds()}
+	var lats []time.Duration
+	for _, w := range workers {
+		lats = append(lats, w.lats...)
+		r.Errors += w.errs
+		if r.firstErr == nil {
+			r.firstErr = w.firstErr
+		}
+	}
+	r.Ops = len(lats)
+	if r.Ops == 0 {
+		return r, ctx.Err()
+	}
+	slices.Sort(lats)
+	// Nearest-rank percentiles.
+	pct := func(p float64) int64 {
+		return lats[max(int(math.Ceil(p*float64(len(lats))))-1, 0)].Nanoseconds()
+	}
+	r.P50NS, r.P90NS, r.P99NS, r.MaxNS = pct(0.50), pct(0.90), pct(0.99), lats[len(lats)-1].Nanoseconds()
+	r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
+	return r, ctx.Err()
+}
+
+// showProgress rewrites a progress line about 5 times a second until the
+// returned func is called, which erases it.
+func (b *bencher) showProgress(label string, start time.Time, done *atomic.Int64) (stop func()) {
+	if b.progress == nil {
+		return func() {}
+	}
+	quit, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				fmt.Fprint(b.progress, "\r\033[K")
+				return
+			case <-t.C:
+				n, el := done.Load(), time.Since(start)
+				fmt.Fprintf(b.progress, "\r%s: %d ops in %v, %.0f ops/s\033[K",
+					label, n, el.Round(100*time.Millisecond), float64(n)/el.Seconds())
+			}
+		}
+	}()
+	return func() { close(quit); <-exited }
+}
+
+// userID returns the i-th user ID, b.size bytes long: i in base 36,
+// zero-padded, or its last b.size digits.
+func (b *bencher) userID(i int64) string {
+	id := []byte(strings.Repeat("0", b.size))
+	for j := len(id) - 1; j >= 0 && i > 0; j-- {
+		id[j] = "0123456789abcdefghijklmnopqrstuvwxyz"[i%36]
+		i /= 36
+	}
+	return string(id)
+}
+
+func printTable(w io.Writer, results []benchResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tops/s\tp50\tp90\tp99\tmax\terrors\t")
+	ns := func(n int64) string { return latency(time.Duration(n)) }
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t\n",
+			r.Op, r.OpsPerSec, ns(r.P50NS), ns(r.P90NS), ns(r.P99NS), ns(r.MaxNS), r.Errors)
+	}
+	tw.Flush()
+}

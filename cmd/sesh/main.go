@@ -1,0 +1,239 @@
+// Command sesh shows, operates and load-tests a sesh token store.
+//
+// Usage:
+//
+//	sesh <command> [flags] [arguments]
+//
+// The commands are:
+//
+//	demo      run the token lifecycle, narrated, on an embedded Redis
+//	set       issue a token for a user ID
+//	get       print the user ID of a token
+//	liv       restart a token's idle TTL
+//	die       end a token
+//	rotate    replace a token with a fresh one
+//	dieall    end every token of a user ID
+//	count     count a user ID's live tokens
+//	keygen    print a fresh encryption key for SESH_KEYS
+//	bench     measure throughput and latency
+//
+// Run "sesh <command> -h" for a command's flags and an example.
+//
+// # Environment
+//
+// SESH_REDIS_URL is the Redis URL used when -redis is not given. SESH_KEYS
+// holds the encryption keys, comma-separated, the first of which seals; when
+// it is set, the operator commands go through a [sesh.Crypt]. Keys never come
+// from a flag, since any user can read another's command line.
+//
+// # Exit status
+//
+// 0 on success, 1 when a token is not live (unknown, expired, ended or
+// malformed), 2 for a usage error, 3 for any other failure, such as an
+// unreachable server, and 130 when interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/seshkit/sesh"
+)
+
+// Exit statuses, as documented above.
+const (
+	exitOK          = 0
+	exitNotFound    = 1
+	exitUsage       = 2
+	exitFailure     = 3
+	exitInterrupted = 130
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// cli is one invocation's standard streams.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name, summary string
+	run           func(c *cli, ctx context.Context, args []string) int
+}
+
+var commands = []command{
+	{"demo", "run the token lifecycle, narrated, on an embedded Redis", (*cli).demo},
+	{"set", "issue a token for a user ID", ops["set"].run},
+	{"get", "print the user ID of a token", ops["get"].run},
+	{"liv", "restart a token's idle TTL", ops["liv"].run},
+	{"die", "end a token", ops["die"].run},
+	{"rotate", "replace a token with a fresh one", ops["rotate"].run},
+	{"dieall", "end every token of a user ID", ops["dieall"].run},
+	{"count", "count a user ID's live tokens", ops["count"].run},
+	{"keygen", "print a fresh encryption key for SESH_KEYS", (*cli).keygen},
+	{"bench", "measure throughput and latency", (*cli).bench},
+}
+
+// run is the whole command, minus os.Exit: it returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		c.overview()
+		return exitUsage
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) == 1 {
+			// "sesh help set" is "sesh set -h".
+			name, args = args[0], []string{"-h"}
+			break
+		}
+		c.overview()
+		return exitOK
+	}
+	for _, cmd := range commands {
+		if cmd.name == name {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			return cmd.run(c, ctx, args)
+		}
+	}
+	fmt.Fprintf(stderr, "sesh: unknown command %q; run 'sesh help' for the list\n", name)
+	return exitUsage
+}
+
+func (c *cli) overview() {
+	var b strings.Builder
+	b.WriteString("sesh shows, operates and load-tests a sesh token store on Redis.\n\n")
+	b.WriteString("Usage:\n\n\tsesh <command> [flags] [arguments]\n\nCommands:\n\n")
+	for _, cmd := range commands {
+		fmt.Fprintf(&b, "\t%-8s  %s\n", cmd.name, cmd.summary)
+	}
+	b.WriteString(`
+Run 'sesh <command> -h' for a command's flags and an example.
+
+Environment:
+
+	SESH_REDIS_URL  Redis URL, when -redis is not given
+	SESH_KEYS       encryption keys, comma-separated, the first seals (see keygen)
+
+Exit status: 0 success, 1 token not live, 2 usage error, 3 other failure.
+`)
+	io.WriteString(c.stderr, b.String())
+}
+
+// flags returns a FlagSet for a command whose -h prints synopsis, what the
+// command does, its flags and an example.
+func (c *cli) flags(name, synopsis, about, example string) *flag.FlagSet {
+	fs := flag.NewFlagSet("sesh "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "usage: %s\n\n%s\n", strings.TrimSpace("sesh "+name+" "+synopsis), about)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(c.stderr, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+		fmt.Fprintf(c.stderr, "\nExample:\n\n%s\n", example)
+	}
+	return fs
+}
+
+// parse parses args with fs, letting flags and arguments mix, and checks
+// that exactly want arguments remain. A token may start with '-', so an
+// argument spelled like a token is never read as a flag. It returns the
+// arguments, or ok false with the exit status to return.
+func (c *cli) parse(fs *flag.FlagSet, args []string, want int) (pos []string, status int, ok bool) {
+	for len(args) > 0 {
+		if isToken(args[0]) {
+			pos, args = append(pos, args[0]), args[1:]
+			continue
+		}
+		j := len(args)
+		for i, a := range args {
+			if isToken(a) {
+				j = i
+				break
+			}
+		}
+		if err := fs.Parse(args[:j]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false // flag has printed the error and usage
+		}
+		rest := fs.Args()
+		if used := j - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(append(pos, rest...), args[j:]...)
+			break
+		}
+		if len(rest) > 0 {
+			pos, rest = append(pos, rest[0]), rest[1:]
+		}
+		args = append(rest[:len(rest):len(rest)], args[j:]...)
+	}
+	if len(pos) != want {
+		what := "arguments"
+		if want == 1 {
+			what = "argument"
+		}
+		return nil, c.usage(fs, "%s takes %d %s, got %d", strings.TrimPrefix(fs.Name(), "sesh "), want, what, len(pos)), false
+	}
+	return pos, exitOK, true
+}
+
+// isToken reports whether s is spelled like a token: 43 characters of
+// unpadded base64url.
+func isToken(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// usage reports a usage error in one line, points at -h, and returns
+// exitUsage.
+func (c *cli) usage(fs *flag.FlagSet, format string, args ...any) int {
+	msg := strings.TrimPrefix(fmt.Sprintf(format, args...), "sesh: ")
+	fmt.Fprintf(c.stderr, "sesh: %s\n", msg)
+	fmt.Fprintf(c.stderr, "run '%s -h' for usage\n", fs.Name())
+	return exitUsage
+}
+
+// fail reports err from op in one line and returns the exit status it
+// calls for.
+func (c *cli) fail(ctx context.Context, op string, err error) int {
+	switch {
+	case errors.Is(err, sesh.ErrNotFound):
+		fmt.Fprintf(c.stderr, "sesh: %s: token not found (unknown, expired, ended or malformed)\n", op)
+		return exitNotFound
+	case errors.Is(err, sesh.ErrDecrypt):
+		fmt.Fprintf(c.stderr, "sesh: %s: stored value failed to decrypt: sealed with a key missing from SESH_KEYS or -keys-file, written without encryption, or tampered with\n", op)
+		return exitFailure
+	case ctx.Err() != nil:
+		fmt.Fprintf(c.stderr, "sesh: %s: interrupted\n", op)
+		return exitInterrupted
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "sesh: ") {
+		msg = "sesh: " + op + ": " + msg
+	}
+	fmt.Fprintln(c.stderr, msg)
+	return exitFailure
+}

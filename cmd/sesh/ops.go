@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh"
+)
+
+// store is what the operator commands, the demo and bench call; *sesh.Store
+// and *sesh.Crypt both have it.
+type store interface {
+	Set(ctx context.Context, userID string) (string, error)
+	Get(ctx context.Context, token string) (string, error)
+	Liv(ctx context.Context, token string) error
+	Die(ctx context.Context, token string) error
+	DieAll(ctx context.Context, userID string) (int, error)
+	Count(ctx context.Context, userID string) (int, error)
+	Rotate(ctx context.Context, token string) (string, error)
+}
+
+var (
+	_ store = (*sesh.Store)(nil)
+	_ store = (*sesh.Crypt)(nil)
+)
+
+// storeFlags are the operator commands' flags. They must match the Options
+// of the application whose tokens are operated on.
+type storeFlags struct {
+	redis    string
+	prefix   string
+	ttl      time.Duration
+	maxAge   time.Duration
+	track    bool
+	keysFile string
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.redis, "redis", "", "Redis `URL` (default $SESH_REDIS_URL)")
+	fs.StringVar(&f.prefix, "prefix", "sesh", "key `prefix`, as in Options.Prefix")
+	f.ttl = 24 * time.Hour
+	fs.Var(ttlValue{&f.ttl}, "ttl", "idle TTL, as in Options.TTL: a `duration` or forever")
+	fs.DurationVar(&f.maxAge, "maxage", 0, "absolute lifetime, as in Options.MaxAge; 0 means none")
+	fs.BoolVar(&f.track, "track-users", false, "keep the per-user index, as Options.TrackUsers (needed by dieall and count)")
+	fs.StringVar(&f.keysFile, "keys-file", "", "read encryption keys from `file`, one a line, # comments (default $SESH_KEYS)")
+}
+
+// ttlValue is a positive duration or "forever".
+type ttlValue struct{ d *time.Duration }
+
+func (v ttlValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	if *v.d == sesh.Forever {
+		return "forever"
+	}
+	return short(*v.d)
+}
+
+func (v ttlValue) Set(s string) error {
+	if s == "forever" {
+		*v.d = sesh.Forever
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration, such as 30m, or forever")
+	}
+	*v.d = d
+	return nil
+}
+
+// redisURL returns the -redis flag's value, or else SESH_REDIS_URL's.
+func redisURL(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv("SESH_REDIS_URL")
+}
+
+// redacted is u with any password hidden, for messages.
+func redacted(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return u
+}
+
+// errNoServer explains why the operator commands have no embedded default.
+const errNoServer = "%s needs a Redis server: pass -redis URL or set SESH_REDIS_URL " +
+	"(an embedded Redis would forget every token when sesh exits)"
+
+// open returns the Store the flags describe over pool, or a Crypt over it
+// when there are keys.
+func (f *storeFlags) open(pool *redis.Pool, keys [][]byte) (store, error) {
+	s, err := sesh.New(pool, sesh.Options{Prefix: f.prefix, TTL: f.ttl, MaxAge: f.maxAge, TrackUsers: f.track})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(keys) == 0:
+		return s, nil
+	}
+	c, err := sesh.NewCrypt(s, keys...)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// keys reads the encryption keys from -keys-file, or else SESH_KEYS. None
+// means no encryption. Messages name a bad key by its place, never by its
+// value.
+func (f *storeFlags) keys() ([][]byte, error) {
+	if f.keysFile != "" {
+		b, err := os.ReadFile(f.keysFile)
+		if err != nil {
+			return nil, fmt.Errorf("keys file: %w", err)
+		}
+		var lines []string
+		for l := range strings.Lines(string(b)) {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) == 0 {
+			return nil, fmt.Errorf("keys file %s holds no key", f.keysFile)
+		}
+		return decodeKeys(f.keysFile, lines)
+	}
+	// Empty entries are skipped, so that "$(sesh keygen),$SESH_KEYS" works
+	// when SESH_KEYS was empty.
+	var entries []string
+	for _, e := range strings.Split(os.Getenv("SESH_KEYS"), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return decodeKeys("SESH_KEYS", entries)
+}
+
+// decodeKeys decodes 32-byte keys written in base64url or standard base64,
+// padded or not.
+func decodeKeys(source string, encoded []string) ([][]byte, error) {
+	keys := make([][]byte, 0, len(encoded))
+	for i, e := range encoded {
+		e = strings.TrimRight(e, "=")
+		k, err := base64.RawURLEncoding.DecodeString(e)
+		if err != nil {
+			k, err = base64.RawStdEncoding.DecodeString(e)
+		}
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("%s: key %d is not the base64 of 32 bytes; make one with 'sesh keygen'", source, i+1)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// op describes one operator command.
+type op struct {
+	name, arg, about, example string
+	userArg                   bool // the argument is a user ID, not a token
+	do                        func(ctx context.Context, s store, arg string) (string, error)
+}
+
+var ops = map[string]op{
+	"set": {
+		name: "set", arg: "USERID", userArg: true,
+		about:   "Set issues a token for USERID and prints it.",
+		example: "\tTOKEN=$(sesh set -redis redis://localhost:6379 alice)",
+		do:      func(ctx context.Context, s store, user string) (string, error) { return s.Set(ctx, user) },
+	},
+	"get": {
+		name: "get", arg: "TOKEN",
+		about:   "Get prints the user ID of TOKEN, or exits 1 when TOKEN is not live.\nIt never renews TOKEN, whatever the application's Options.Sliding.",
+		example: "\techo \"$TOKEN\" | sesh get -redis redis://localhost:6379 -",
+		do:      func(ctx context.Context, s store, tok string) (string, error) { return s.Get(ctx, tok) },
+	},
+	"liv": {
+		name: "liv", arg: "TOKEN",
+		about:   "Liv restarts TOKEN's idle TTL, or exits 1 when TOKEN is not live.",
+		example: "\tsesh liv -redis redis://localhost:6379 -ttl 30m \"$TOKEN\"",
+		do: func(ctx context.Context, s store, tok string) (string, error) {
+			return "", s.Liv(ctx, tok)
+		},
+	},
+	"die": {
+		name: "die", arg: "TOKEN",
+		about:   "Die ends TOKEN. A token already gone is not an error.",
+		example: "\tsesh die -redis redis://localhost:6379 -track-users \"$TOKEN\"",
+		do: func(ctx context.Context, s store, tok string) (string, error) {
+			return "", s.Die(ctx, tok)
+		},
+	},
+	"rotate": {
+		name: "rotate", arg: "TOKEN",
+		about:   "Rotate ends TOKEN and prints a fresh token for its user, with the same absolute deadline.",
+		example: "\tTOKEN=$(sesh rotate -redis redis://localhost:6379 \"$TOKEN\")",
+		do:      func(ctx context.Context, s store, tok string) (string, error) { return s.Rotate(ctx, tok) },
+	},
+	"dieall": {
+		name: "dieall", arg: "USERID", userArg: true,
+		about:   "Dieall ends every token of USERID and prints how many it ended. It needs -track-users.",
+		example: "\tsesh dieall -redis redis://localhost:6379 -track-users alice",
+		do: func(ctx context.Context, s store, user string) (string, error) {
+			n, err := s.DieAll(ctx, user)
+			return fmt.Sprint(n), err
+		},
+	},
+	"count": {
+		name: "count", arg: "USERID", userArg: true,
+		about:   "Count prints how many live tokens USERID has. It needs -track-users.",
+		example: "\tsesh count -redis redis://localhost:6379 -track-users alice",
+		do: func(ctx context.Context, s store, user string) (string, error) {
+			n, err := s.Count(ctx, user)
+			return fmt.Sprint(n), err
+		},
+	},
+}
+
+const opsAbout = `
+The flags must match the Options of the application that issued the tokens.
+With SESH_KEYS or -keys-file, values are sealed and opened with sesh.Crypt.`
+
+const tokenAbout = `
+A TOKEN of - is read from standard input, which keeps it out of ps.`
+
+// run runs the operator command o and prints its result on a line of its own.
+func (o op) run(c *cli, ctx context.Context, args []string) int {
+	about := o.about + "\n" + opsAbout
+	if !o.userArg {
+		about += tokenAbout
+	}
+	var f storeFlags
+	fs := c.flags(o.name, "[flags] "+o.arg, about, o.example)
+	f.register(fs)
+	pos, status, ok := c.parse(fs, args, 1)
+	if !ok {
+		return status
+	}
+	arg := pos[0]
+	if redisURL(f.redis) == "" {
+		return c.usage(fs, errNoServer, o.name)
+	}
+	if o.userArg && o.name != "set" && !f.track {
+		return c.usage(fs, "%s needs -track-users: only a per-user index can find a user's tokens", o.name)
+	}
+	if arg == "-" && !o.userArg {
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if line = strings.TrimSpace(line); line == "" {
+			if err == nil {
+				err = errors.New("empty line")
+			}
+			return c.usage(fs, "%s: reading TOKEN from standard input: %v", o.name, err)
+		}
+		arg = line
+	}
+	if arg == "" {
+		return c.usage(fs, "%s: empty %s", o.name, o.arg)
+	}
+	keys, err := f.keys()
+	if err != nil {
+		return c.usage(fs, "%s: %v", o.name, err)
+	}
+	pool, err := sesh.NewPool(redisURL(f.redis))
+	if err != nil {
+		return c.usage(fs, "%v", err)
+	}
+	defer pool.Close()
+	s, err := f.open(pool, keys)
+	if err != nil {
+		return c.usage(fs, "%v", err)
+	}
+	out, err := o.do(ctx, s, arg)
+	if err != nil {
+		return c.fail(ctx, o.name, err)
+	}
+	if !printable(out) {
+		// Most likely a sealed value read without its keys; never spill
+		// ciphertext onto a terminal or into a script.
+		fmt.Fprintf(c.stderr, "sesh: %s: the user ID is %d bytes that are not printable text; if the application uses Crypt, set SESH_KEYS or -keys-file\n", o.name, len(out))
+		return exitFailure
+	}
+	if out != "" {
+		fmt.Fprintln(c.stdout, out)
+	}
+	return exitOK
+}
+
+// printable reports whether s is UTF-8 text without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+}
+
+// cleanup deletes every key under prefix + ":", with a context of its own
+// so that it runs even after an interrupt, and returns how many it deleted.
+// It scans the keyspace, which is fine for a throwaway prefix and never
+// done on a hot path.
+func cleanup(pool *redis.Pool, prefix string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pool.GetContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	n, cursor := 0, "0"
+	for {
+		v, err := redis.Values(redis.DoContext(conn, ctx, "SCAN", cursor, "MATCH", prefix+":*", "COUNT", 1000))
+		if err != nil {
+			return n, err
+		}
+		var keys []string
+		if _, err := redis.Scan(v, &cursor, &keys); err != nil {
+			return n, err
+		}
+		if len(keys) > 0 {
+			d, err := redis.Int(redis.DoContext(conn, ctx, "DEL", redis.Args{}.AddFlat(keys)...))
+			if err != nil {
+				return n, err
+			}
+			n += d
+		}
+		if cursor == "0" {
+			return n, nil
+		}
+	}
+}

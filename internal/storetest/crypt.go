@@ -1,0 +1,140 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh"
+)
+
+func newKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}
+
+func newCrypt(t *testing.T, s *sesh.Store, keys ...[]byte) *sesh.Crypt {
+	t.Helper()
+	c, err := sesh.NewCrypt(s, keys...)
+	if err != nil {
+		t.Fatalf("NewCrypt: %v", err)
+	}
+	return c
+}
+
+func wantDecrypt(t *testing.T, s api, tok string) {
+	t.Helper()
+	if got, err := s.Get(context.Background(), tok); !errors.Is(err, sesh.ErrDecrypt) || got != "" {
+		t.Fatalf("Get = %q, %v; want ErrDecrypt", got, err)
+	}
+}
+
+func raw(t *testing.T, b Backend, k string) string {
+	t.Helper()
+	v, err := redis.String(do(t, b, "GET", k), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", k, err)
+	}
+	return v
+}
+
+func testCrypt(t *testing.T, b Backend) {
+	p := prefix(t)
+	s := newStore(t, b, sesh.Options{Prefix: p, TTL: time.Minute})
+	c := newCrypt(t, s, newKey(t))
+	victim := set(t, c, "admin@example.com")
+	attacker := set(t, c, "mallory@example.com")
+	wantUser(t, c, victim, "admin@example.com")
+	if v := raw(t, b, key(t, p, victim)); strings.Contains(v, "admin") || len(v) != 1+4+12+len("admin@example.com")+16 {
+		t.Fatalf("stored value %q is not a sealed user ID", v)
+	}
+
+	// The swap attack: the victim's sealed value under the attacker's key.
+	do(t, b, "SET", key(t, p, attacker), raw(t, b, key(t, p, victim)), "PX", 60000)
+	wantDecrypt(t, c, attacker)
+	wantUser(t, c, victim, "admin@example.com")
+
+	// A plain Store would have handed the attacker the victim's ID.
+	mallory := set(t, s, "mallory")
+	do(t, b, "SET", key(t, p, mallory), "admin@example.com", "PX", 60000)
+	wantUser(t, s, mallory, "admin@example.com")
+	// and that plain value is no sealed value to Crypt.
+	wantDecrypt(t, c, mallory)
+
+	// Liv and Die work without touching the ciphertext.
+	if err := c.Liv(context.Background(), victim); err != nil {
+		t.Fatal(err)
+	}
+	mustDie(t, c, victim, attacker, mallory)
+	wantGone(t, c, victim)
+}
+
+func testCryptTamper(t *testing.T, b Backend) {
+	p := prefix(t)
+	s := newStore(t, b, sesh.Options{Prefix: p, TTL: time.Minute})
+	c := newCrypt(t, s, newKey(t))
+	tok := set(t, c, "alice")
+	k := key(t, p, tok)
+	sealed := []byte(raw(t, b, k))
+	put := func(v []byte) { do(t, b, "SET", k, v, "PX", 60000) }
+	for i := range sealed {
+		v := bytes.Clone(sealed)
+		v[i] ^= 1 << (i % 8)
+		put(v)
+		wantDecrypt(t, c, tok)
+	}
+	for _, n := range []int{0, 1, 5, 17, len(sealed) - 1} {
+		put(sealed[:n])
+		wantDecrypt(t, c, tok)
+	}
+	put(append(bytes.Clone(sealed), 0))
+	wantDecrypt(t, c, tok)
+	put(sealed)
+	wantUser(t, c, tok, "alice")
+	mustDie(t, c, tok)
+}
+
+func testCryptRotation(t *testing.T, b Backend) {
+	s := newStore(t, b, sesh.Options{TTL: time.Minute})
+	k1, k2, k3 := newKey(t), newKey(t), newKey(t)
+	c1 := newCrypt(t, s, k1)
+	t1 := set(t, c1, "one")
+
+	c21 := newCrypt(t, s, k2, k1) // step 1: new key first
+	wantUser(t, c21, t1, "one")
+	t2 := set(t, c21, "two")
+	wantUser(t, c21, t2, "two")
+	wantDecrypt(t, c1, t2) // a server not yet rolled forward cannot read it
+
+	c32 := newCrypt(t, s, k3, k2) // k1 dropped
+	wantDecrypt(t, c32, t1)
+	wantUser(t, c32, t2, "two")
+	t3 := set(t, c32, "three")
+
+	c3 := newCrypt(t, s, k3)
+	wantDecrypt(t, c3, t1)
+	wantDecrypt(t, c3, t2)
+	wantUser(t, c3, t3, "three")
+	mustDie(t, c3, t1, t2, t3)
+
+	for _, tc := range []struct {
+		name string
+		keys [][]byte
+	}{
+		{"no keys", nil},
+		{"a short key", [][]byte{k1[:16]}},
+		{"a long key", [][]byte{append(bytes.Clone(k1), 0)}},
+		{"a repeated key", [][]byte{k1, k2, bytes.Clone(k1)}},
+	} {
+		if _, err := sesh.NewCrypt(s, tc.keys...); err == nil || !strings.HasPrefix(err.Error(), "sesh: newcrypt: ") {
+			t.Errorf("NewCrypt with %s = %v", tc.name, err)
+		}
+	}
+}

@@ -1,0 +1,362 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh"
+)
+
+// flavours returns a plain Store and a Crypt over o, for suites that both
+// must pass.
+func flavours(t *testing.T, b Backend, o sesh.Options) map[string]api {
+	t.Helper()
+	plain := newStore(t, b, o)
+	o.Prefix = prefix(t)
+	sealed := newCrypt(t, newStore(t, b, o), newKey(t))
+	return map[string]api{"Store": plain, "Crypt": sealed}
+}
+
+func count(t *testing.T, s api, userID string, want int) {
+	t.Helper()
+	if n, err := s.Count(context.Background(), userID); n != want || err != nil {
+		t.Fatalf("Count(%q) = %d, %v; want %d", userID, n, err, want)
+	}
+}
+
+func testLifecycle(t *testing.T, b Backend) {
+	ctx := context.Background()
+	untracked := newStore(t, b, sesh.Options{})
+	for name, f := range map[string]func() error{
+		"DieAll": func() error { _, err := untracked.DieAll(ctx, "alice"); return err },
+		"Count":  func() error { _, err := untracked.Count(ctx, "alice"); return err },
+	} {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "TrackUsers") {
+			t.Errorf("%s without TrackUsers = %v; want an error naming TrackUsers", name, err)
+		}
+	}
+
+	for name, s := range flavours(t, b, sesh.Options{TrackUsers: true, TTL: time.Minute, MaxAge: time.Hour}) {
+		t.Run(name+" ends every session of one user and only those", func(t *testing.T) {
+			alice := []string{set(t, s, "alice"), set(t, s, "alice"), set(t, s, "alice")}
+			bob := set(t, s, "bob")
+			count(t, s, "alice", 3)
+			count(t, s, "bob", 1)
+			count(t, s, "carol", 0)
+			if err := s.Die(ctx, alice[0]); err != nil {
+				t.Fatal(err)
+			}
+			count(t, s, "alice", 2)
+			n, err := s.DieAll(ctx, "alice")
+			if n != 2 || err != nil {
+				t.Fatalf("DieAll = %d, %v; want 2", n, err)
+			}
+			for _, tok := range alice {
+				wantGone(t, s, tok)
+			}
+			wantUser(t, s, bob, "bob")
+			count(t, s, "alice", 0)
+			if n, err := s.DieAll(ctx, "alice"); n != 0 || err != nil {
+				t.Fatalf("second DieAll = %d, %v", n, err)
+			}
+			// A login after DieAll is a new session.
+			fresh := set(t, s, "alice")
+			wantUser(t, s, fresh, "alice")
+			count(t, s, "alice", 1)
+			mustDie(t, s, fresh, bob)
+		})
+	}
+
+	t.Run("the index key reveals the user ID only without Crypt", func(t *testing.T) {
+		p := prefix(t)
+		s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, MaxAge: time.Hour})
+		tok := set(t, s, "alice@example.com")
+		if n, _ := redis.Int(do(t, b, "ZCARD", p+":u:alice@example.com"), nil); n != 1 {
+			t.Fatalf("plain index holds %d entries, want 1", n)
+		}
+		if d := pttl(t, b, p+":u:alice@example.com"); d <= 0 || d > time.Hour {
+			t.Fatalf("index PTTL = %v, want within MaxAge", d)
+		}
+		p2 := prefix(t)
+		c := newCrypt(t, newStore(t, b, sesh.Options{Prefix: p2, TrackUsers: true}), newKey(t))
+		ctok := set(t, c, "alice@example.com")
+		if n, _ := redis.Int(do(t, b, "EXISTS", p2+":u:alice@example.com"), nil); n != 0 {
+			t.Fatal("Crypt's index key holds the user ID")
+		}
+		count(t, c, "alice@example.com", 1)
+		mustDie(t, s, tok)
+		mustDie(t, c, ctok)
+	})
+
+	t.Run("Crypt's DieAll reaches tokens sealed and rotated across a key rotation", func(t *testing.T) {
+		s := newStore(t, b, sesh.Options{TrackUsers: true, MaxAge: time.Hour})
+		k1, k2 := newKey(t), newKey(t)
+		old := set(t, newCrypt(t, s, k1), "alice")
+		c := newCrypt(t, s, k2, k1)
+		rotated, err := c.Rotate(ctx, set(t, newCrypt(t, s, k1), "alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := set(t, c, "alice")
+		count(t, c, "alice", 3)
+		if n, err := c.DieAll(ctx, "alice"); n != 3 || err != nil {
+			t.Fatalf("DieAll = %d, %v; want 3", n, err)
+		}
+		for _, tok := range []string{old, rotated, fresh} {
+			wantGone(t, c, tok)
+		}
+	})
+}
+
+func testPrune(t *testing.T, b Backend) {
+	u := b.Unit
+	p := prefix(t)
+	ctx := context.Background()
+	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, TTL: u})
+	idx := p + ":u:alice"
+	const expired = 2000
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range expired / 8 {
+				if _, err := s.Set(ctx, "alice"); err != nil {
+					t.Errorf("worker %d: %v", w, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.Advance(t, 2*u)
+	long := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, TTL: time.Minute})
+	// Ordinary Sets prune the expired entries, a few at a time.
+	var live []string
+	for range expired/8 + 10 {
+		live = append(live, set(t, long, "alice"))
+	}
+	if n, _ := redis.Int(do(t, b, "ZCARD", idx), nil); n != len(live) {
+		t.Fatalf("after %d Sets the index holds %d entries, want %d: expired entries were not pruned", len(live), n, len(live))
+	}
+	count(t, long, "alice", len(live))
+	// Count prunes what it meets, all at once.
+	b.Advance(t, 2*u)
+	short := set(t, s, "alice")
+	b.Advance(t, 2*u)
+	count(t, long, "alice", len(live))
+	if n, _ := redis.Int(do(t, b, "ZCARD", idx), nil); n != len(live) {
+		t.Fatalf("after Count the index holds %d entries, want %d", n, len(live))
+	}
+	wantGone(t, s, short)
+	if n, err := long.DieAll(ctx, "alice"); n != len(live) || err != nil {
+		t.Fatalf("DieAll = %d, %v", n, err)
+	}
+	if n, _ := redis.Int(do(t, b, "EXISTS", idx), nil); n != 0 {
+		t.Fatal("index left after DieAll")
+	}
+}
+
+func testRotate(t *testing.T, b Backend) {
+	u := b.Unit
+	ctx := context.Background()
+	for name, s := range flavours(t, b, sesh.Options{TrackUsers: true, TTL: 2 * u, MaxAge: 5 * u}) {
+		t.Run(name+" keeps the user and the deadline, and restarts the idle TTL", func(t *testing.T) {
+			parallel(t, b)
+			tok := set(t, s, "alice")
+			b.Advance(t, 3*u/2)
+			nt, err := s.Rotate(ctx, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nt == tok || len(nt) != 43 {
+				t.Fatalf("Rotate gave %q", nt)
+			}
+			wantGone(t, s, tok)
+			wantUser(t, s, nt, "alice")
+			count(t, s, "alice", 1)
+			b.Advance(t, 3*u/2) // 3u: older than the old TTL, younger than the new
+			if err := s.Liv(ctx, nt); err != nil {
+				t.Fatalf("Liv after rotation: %v", err)
+			}
+			b.Advance(t, 3*u/2) // 4.5u
+			if err := s.Liv(ctx, nt); err != nil {
+				t.Fatalf("Liv before MaxAge: %v", err)
+			}
+			b.Advance(t, u) // 5.5u: past the first token's MaxAge
+			wantGone(t, s, nt)
+			if _, err := s.Rotate(ctx, nt); !errors.Is(err, sesh.ErrNotFound) {
+				t.Fatalf("Rotate of an expired token = %v", err)
+			}
+		})
+	}
+	for name, s := range flavours(t, b, sesh.Options{TrackUsers: true, TTL: sesh.Forever}) {
+		t.Run(name+" without MaxAge indexes the new token for DieAll", func(t *testing.T) {
+			parallel(t, b)
+			tok := set(t, s, "alice")
+			nt, err := s.Rotate(ctx, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			count(t, s, "alice", 1)
+			if n, err := s.DieAll(ctx, "alice"); n != 1 || err != nil {
+				t.Fatalf("DieAll = %d, %v", n, err)
+			}
+			wantGone(t, s, nt)
+		})
+	}
+}
+
+func testRotateRace(t *testing.T, b Backend) {
+	ctx := context.Background()
+	for _, track := range []bool{false, true} {
+		s := newStore(t, b, sesh.Options{TrackUsers: track, TTL: time.Minute})
+		for round := range 5 {
+			tok := set(t, s, "alice")
+			const n = 16
+			var (
+				wg       sync.WaitGroup
+				won      []string
+				mu       sync.Mutex
+				notFound atomic.Int64
+			)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					nt, err := s.Rotate(ctx, tok)
+					switch {
+					case err == nil:
+						mu.Lock()
+						won = append(won, nt)
+						mu.Unlock()
+					case errors.Is(err, sesh.ErrNotFound):
+						notFound.Add(1)
+					default:
+						t.Errorf("Rotate: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			if len(won) != 1 || notFound.Load() != n-1 {
+				t.Fatalf("track=%v round %d: %d rotations won, %d got ErrNotFound; want 1 and %d", track, round, len(won), notFound.Load(), n-1)
+			}
+			wantUser(t, s, won[0], "alice")
+			wantGone(t, s, tok)
+			if track {
+				count(t, s, "alice", 1)
+			}
+			mustDie(t, s, won[0])
+		}
+	}
+}
+
+// testDieAllStress runs Set, Liv, Rotate and DieAll on one user from many
+// goroutines, and checks after each DieAll that no token issued before it
+// started is still usable.
+func testDieAllStress(t *testing.T, b Backend) {
+	ctx := context.Background()
+	for name, s := range flavours(t, b, sesh.Options{TrackUsers: true, TTL: time.Minute, MaxAge: 10 * time.Minute}) {
+		t.Run(name, func(t *testing.T) {
+			parallel(t, b)
+			const user = "victim"
+			var (
+				mu     sync.Mutex
+				issued []string // tokens in the order Set or Rotate returned them
+				stop   atomic.Bool
+				wg     sync.WaitGroup
+				ops    atomic.Int64
+			)
+			var pending atomic.Int64 // issued, not yet checked
+			add := func(tok string) {
+				mu.Lock()
+				issued = append(issued, tok)
+				mu.Unlock()
+				pending.Add(1)
+			}
+			pick := func(i int) string {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(issued) == 0 {
+					return ""
+				}
+				return issued[len(issued)-1-i%min(8, len(issued))]
+			}
+			worker := func(w int) {
+				defer wg.Done()
+				for i := 0; !stop.Load(); i++ {
+					if pending.Load() > 256 {
+						// Let the checker keep up.
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					ops.Add(1)
+					switch (w + i) % 4 {
+					case 0:
+						if tok, err := s.Set(ctx, user); err == nil {
+							add(tok)
+						} else {
+							t.Errorf("Set: %v", err)
+						}
+					case 1:
+						if tok := pick(i); tok != "" {
+							if nt, err := s.Rotate(ctx, tok); err == nil {
+								add(nt)
+							} else if !errors.Is(err, sesh.ErrNotFound) {
+								t.Errorf("Rotate: %v", err)
+							}
+						}
+					case 2:
+						if tok := pick(i); tok != "" {
+							if err := s.Liv(ctx, tok); err != nil && !errors.Is(err, sesh.ErrNotFound) {
+								t.Errorf("Liv: %v", err)
+							}
+						}
+					case 3:
+						if _, err := s.DieAll(ctx, user); err != nil {
+							t.Errorf("DieAll: %v", err)
+						}
+					}
+				}
+			}
+			for w := range 8 {
+				wg.Add(1)
+				go worker(w)
+			}
+			checked := 0 // tokens before this were seen dead, and stay dead
+			for round := range 12 {
+				time.Sleep(5 * time.Millisecond)
+				mu.Lock()
+				before := append([]string(nil), issued[checked:]...)
+				mu.Unlock()
+				if _, err := s.DieAll(ctx, user); err != nil {
+					t.Fatal(err)
+				}
+				for _, tok := range before {
+					if got, err := s.Get(ctx, tok); !errors.Is(err, sesh.ErrNotFound) {
+						stop.Store(true)
+						wg.Wait()
+						t.Fatalf("round %d: token issued before DieAll still resolves: %q, %v", round, got, err)
+					}
+				}
+				checked += len(before)
+				pending.Add(-int64(len(before)))
+			}
+			stop.Store(true)
+			wg.Wait()
+			if _, err := s.DieAll(ctx, user); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d concurrent operations, %d tokens issued", name, ops.Load(), len(issued))
+			if ops.Load() < 100 {
+				t.Fatalf("only %d operations ran: the stress test did not stress", ops.Load())
+			}
+		})
+	}
+}

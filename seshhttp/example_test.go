@@ -1,0 +1,125 @@
+package seshhttp_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/seshhttp"
+)
+
+// newExampleStore starts a miniredis and returns a Store on it, with a
+// function that stops both.
+func newExampleStore() (*sesh.Store, func()) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", mr.Addr()) }}
+	store, err := sesh.New(pool, sesh.Options{TTL: time.Hour})
+	if err != nil {
+		panic(err)
+	}
+	return store, func() { pool.Close(); mr.Close() }
+}
+
+// show prints the status line and body of res.
+func show(res *http.Response) {
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	fmt.Printf("%s: %s", res.Status, body)
+}
+
+func ExampleRequire() {
+	store, stop := newExampleStore()
+	defer stop()
+
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		userID, _ := seshhttp.UserID(r.Context())
+		fmt.Fprintf(w, "hello, %s\n", userID)
+	})
+	srv := httptest.NewServer(seshhttp.Require(store, seshhttp.Options{})(hello))
+	defer srv.Close()
+
+	token, err := store.Set(context.Background(), "alice")
+	if err != nil {
+		panic(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	show(res)
+
+	res, err = http.Get(srv.URL)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(res.Header.Get("WWW-Authenticate"))
+	show(res)
+	// Output:
+	// 200 OK: hello, alice
+	// Bearer realm="sesh"
+	// 401 Unauthorized: unauthorized
+}
+
+func ExampleSetCookie() {
+	store, stop := newExampleStore()
+	defer stop()
+	cookie := seshhttp.Cookie{MaxAge: time.Hour} // the store's TTL
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		// A real login checks a password here.
+		token, err := store.Set(r.Context(), "alice")
+		if err != nil {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		seshhttp.SetCookie(w, cookie, token)
+	})
+	private := seshhttp.Require(store, seshhttp.Options{})
+	mux.Handle("GET /me", private(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		userID, _ := seshhttp.UserID(r.Context())
+		fmt.Fprintln(w, userID)
+	})))
+	mux.Handle("POST /logout", private(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := seshhttp.Token(r.Context())
+		if err := store.Die(r.Context(), token); err != nil {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		seshhttp.ClearCookie(w, cookie)
+	})))
+
+	// Play the browser: keep what each response sets, send it back.
+	do := func(method, path string, cookies []*http.Cookie) *http.Response {
+		req := httptest.NewRequest(method, path, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	login := do("POST", "/login", nil)
+	jar := login.Cookies()
+	fmt.Println(jar[0].Name, jar[0].MaxAge, jar[0].HttpOnly, jar[0].Secure)
+	show(do("GET", "/me", jar))
+	logout := do("POST", "/logout", jar)
+	fmt.Println(logout.Cookies()[0].MaxAge < 0)
+	show(do("GET", "/me", jar)) // the old cookie's token has ended
+	// Output:
+	// sesh 3600 true true
+	// 200 OK: alice
+	// true
+	// 401 Unauthorized: unauthorized
+}
