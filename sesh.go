@@ -111,8 +111,10 @@ type Options struct {
 //
 // Most callers want [Store.Set] at login, [Store.Get] on every request and
 // [Store.Die] at logout; [Store.Liv] keeps a token alive without reading it.
-// A token that is unknown, expired, ended or malformed gets [ErrNotFound]
-// from every method, never a partial result; Die treats it as already done.
+// A token that is unknown, expired or ended gets [ErrNotFound] from Get, Liv
+// and Rotate, never a partial result, and Die treats it as already done. A
+// malformed token, which cannot name any key, gets ErrNotFound from every
+// method, Die included, without a round trip to Redis.
 //
 // Store is safe for concurrent use by multiple goroutines.
 type Store struct {
@@ -205,7 +207,8 @@ func (s *Store) Liv(ctx context.Context, token string) error {
 	return s.liv(ctx, token)
 }
 
-// Die ends a token. It returns nil when the token was already gone.
+// Die ends a token. It returns nil when the token was already gone, and
+// ErrNotFound only for a malformed token.
 func (s *Store) Die(ctx context.Context, token string) error {
 	return s.die(ctx, plain{}, token)
 }
@@ -241,9 +244,23 @@ func checkUserID(op, userID string) error {
 	return nil
 }
 
+// wrap names the operation in err, as "sesh: op: cause". ErrNotFound is
+// returned as it is, and a cause that already reads "sesh: ..." does not
+// repeat the prefix.
 func wrap(op string, err error) error {
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return err
 	}
-	return fmt.Errorf("sesh: %s: %w", op, err)
+	return &opError{op, err}
 }
+
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string {
+	return "sesh: " + e.op + ": " + strings.TrimPrefix(e.err.Error(), "sesh: ")
+}
+
+func (e *opError) Unwrap() error { return e.err }
