@@ -116,8 +116,9 @@ kill_pids() {
 }
 
 # evict_stale PATTERN PORT...: a Redis still answering on one of our PORTs after we stopped our own
-# processes is a leftover of an earlier run (e.g. one with another SESH_RUN_DIR). Shut it down when
-# its config file path matches PATTERN (a grep -E regex, one of ours); refuse loudly otherwise.
+# processes is a leftover of an earlier run (e.g. one with another SESH_RUN_DIR). Stop it when its
+# config file path matches PATTERN (a grep -E regex: one of ours). A Redis we did not start is left
+# alone with a warning; ports_free then refuses to start over it.
 evict_stale() {
 	local pattern=$1 port conf pid pids=()
 	shift
@@ -126,7 +127,8 @@ evict_stale() {
 		conf=$(info_field "$port" server config_file)
 		pid=$(info_field "$port" server process_id)
 		if ! printf '%s' "$conf" | grep -Eq "$pattern"; then
-			die "port $port is used by a Redis this script did not start (pid ${pid:-?}, config_file '${conf}'); stop it or free the port"
+			log "WARNING: port $port is used by a Redis these scripts did not start (pid ${pid:-?}, config_file '${conf}'); leaving it alone"
+			continue
 		fi
 		log "stopping stale redis on port $port (pid $pid, config $conf)"
 		if pid_matches "$pid" "$port"; then
@@ -136,10 +138,16 @@ evict_stale() {
 		fi
 	done
 	kill_pids "${pids[@]}"
+}
+
+# ports_free PORT...: fail loudly when anything answers on one of the PORTs.
+ports_free() {
+	local port
 	for port in "$@"; do
-		if is_up "$port"; then die "port $port is still in use after stopping stale redis"; fi
+		if is_up "$port"; then
+			die "port $port is in use by a Redis these scripts did not start (pid $(info_field "$port" server process_id), config_file '$(info_field "$port" server config_file)'); stop it or free the port"
+		fi
 	done
-	return 0
 }
 
 # wait_for SECONDS DESCRIPTION FUNC ARGS...: poll FUNC ARGS every 0.2s until it succeeds.
@@ -169,4 +177,35 @@ tail_logs() {
 		tail -n 25 "$f" >&2
 	done
 	printf '%s\n' "-----" >&2
+}
+
+# start_services: standalone Redis (6379), then Cluster and Sentinel in parallel (each ~2.5s),
+# printing each script's output in one piece. Sets SESH_STARTED_SINGLE=1 when 6379 was not
+# answering before (so the caller knows it may stop it). Fails when any of them fails.
+start_services() {
+	local dir out cpid spid crc=0 src=0
+	dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+	SESH_STARTED_SINGLE=0
+	if ! is_up 6379; then SESH_STARTED_SINGLE=1; fi
+	bash "$dir/redis-single.sh" start
+	out=$(mktemp -d)
+	bash "$dir/redis-cluster.sh" start >"$out/cluster" 2>&1 &
+	cpid=$!
+	bash "$dir/redis-sentinel.sh" start >"$out/sentinel" 2>&1 &
+	spid=$!
+	wait "$cpid" || crc=$?
+	wait "$spid" || src=$?
+	cat "$out/cluster" "$out/sentinel" >&2
+	rm -rf "$out"
+	[ "$crc" -eq 0 ] || die "redis-cluster.sh start failed (exit $crc)"
+	[ "$src" -eq 0 ] || die "redis-sentinel.sh start failed (exit $src)"
+}
+
+# stop_services: stop Cluster and Sentinel, and the 6379 Redis only when start_services started it.
+stop_services() {
+	local dir
+	dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+	bash "$dir/redis-cluster.sh" stop || true
+	bash "$dir/redis-sentinel.sh" stop || true
+	if [ "${SESH_STARTED_SINGLE:-0}" = 1 ]; then bash "$dir/redis-single.sh" stop || true; fi
 }

@@ -192,6 +192,7 @@ cmd_start() {
 		log "found stale or unhealthy cluster state; recreating it"
 		do_stop
 	fi
+	ports_free "${PORTS[@]}"
 	for port in "${PORTS[@]}"; do
 		write_conf "$port"
 		files+=("$(node_dir "$port")/redis.log")

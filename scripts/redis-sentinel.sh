@@ -2,8 +2,16 @@
 # A real Redis Sentinel setup for tests, state under ${SESH_RUN_DIR:-/tmp/sesh-redis}/sentinel:
 #   data nodes  127.0.0.1:7201 (master at start), 127.0.0.1:7202 (replicaof 127.0.0.1 7201)
 #   sentinels   127.0.0.1:7211, 7212, 7213 (run as `redis-server sentinel.conf --sentinel`),
-#               monitoring master name "seshmaster", quorum 2, down-after-milliseconds 1000,
-#               failover-timeout 5000: killing the master gets 7202 promoted in a few seconds.
+#               monitoring master name "seshmaster", quorum 2, down-after-milliseconds 1500,
+#               failover-timeout 5000: killing the master gets the replica promoted in ~2.5-4 s.
+#
+# Why 1500 and not 1000 ms: a sentinel pings at most once a second, and right after a
+# switch-master its first reply from the re-created instances comes ~1.0-1.1 s later. With 1000 ms
+# that reads as +sdown; stale "master is down" votes from the previous failover turn it into a bogus
+# +odown and failover attempt, which aborts (-failover-abort-no-good-slave) or even fails over a
+# healthy master, and then blocks real failovers for 2 x failover-timeout. Measured on back-to-back
+# kill/restart cycles: 1000 ms gave such 10 s stalls in about 1 of 4 cycles, 1500 ms none in 40.
+# (Override for experiments: SESH_SENTINEL_DOWN_AFTER_MS, SESH_SENTINEL_FAILOVER_TIMEOUT_MS.)
 #
 # Usage: scripts/redis-sentinel.sh start | stop | status | restart | restart-node PORT...
 #   start         idempotent: exits 0 at once when the setup is healthy (whichever data node is
@@ -12,9 +20,11 @@
 #   stop          kills all five processes and removes the run dir.
 #   status        prints the topology; exit 0 healthy, 1 running but degraded, 3 not running.
 #   restart       stop + start: a pristine topology (7201 master again).
-#   restart-node  brings back killed node(s). A data node is started as a replica of whichever node
-#                 the sentinels name as master now (or as master when it still is the master), so it
-#                 never comes back as a second master. Waits until healthy again.
+#   restart-node  brings back killed node(s). For a data node it first waits until the sentinels
+#                 agree on the master and no failover is under way (right after killing the master
+#                 that is the failover itself, ~3 s), then starts it with --replicaof that master
+#                 (or as master when it still is the master and nothing can take over), so it never
+#                 comes back as a second master. Waits until healthy again.
 #
 # Healthy = all five processes ours and up; every sentinel names the same master, flags "master",
 # num-other-sentinels=2, num-slaves=1, and sees the replica with flags "slave" and
@@ -34,8 +44,8 @@ DATA_PORTS=(7201 7202)
 SENTINEL_PORTS=(7211 7212 7213)
 ALL_PORTS=("${DATA_PORTS[@]}" "${SENTINEL_PORTS[@]}")
 SENTINEL_DIR="$SESH_RUN_DIR/sentinel"
-DOWN_AFTER_MS=1000
-FAILOVER_TIMEOUT_MS=5000
+DOWN_AFTER_MS="${SESH_SENTINEL_DOWN_AFTER_MS:-1500}"
+FAILOVER_TIMEOUT_MS="${SESH_SENTINEL_FAILOVER_TIMEOUT_MS:-5000}"
 
 node_dir() { printf '%s/%s' "$SENTINEL_DIR" "$1"; }
 is_sentinel_port() { case " ${SENTINEL_PORTS[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -130,6 +140,49 @@ sentinel_master() {
 	for port in "${SENTINEL_PORTS[@]}"; do
 		rcli "$port" sentinel get-master-addr-by-name "$MASTER_NAME" | paste -sd: -
 	done | awk 'NF { n[$0]++ } END { for (a in n) if (n[a] > best) { best = n[a]; m = a } print m }'
+}
+
+# settled_master PORT: prints the master address once the sentinels agree on it and no failover is
+# under way, so a data node coming back on PORT can be told whom to follow. While PORT itself is the
+# (dead) master the sentinels still name, a failover is about to happen: not settled, unless the
+# other data node is down too (then nobody can take over and PORT comes back as master).
+settled_master() {
+	local node=$1 port info addr="" a flags others=0
+	for port in "${SENTINEL_PORTS[@]}"; do
+		info=$(rcli "$port" sentinel master "$MASTER_NAME" | kv)
+		[ -n "$info" ] || continue
+		others=$((others + 1))
+		a="$(field ip <<<"$info"):$(field port <<<"$info")"
+		flags=$(field flags <<<"$info")
+		[ -z "$addr" ] || [ "$addr" = "$a" ] || {
+			echo "sentinels disagree on the master ($addr vs $a)"
+			return 1
+		}
+		addr=$a
+		case "$flags" in *failover_in_progress*)
+			echo "sentinel $port: failover in progress"
+			return 1
+			;;
+		esac
+		if [ "$addr" = "127.0.0.1:$node" ]; then
+			case "$flags" in *s_down* | *o_down*)
+				local p other_up=0
+				for p in "${DATA_PORTS[@]}"; do
+					if [ "$p" != "$node" ] && is_up "$p"; then other_up=1; fi
+				done
+				if [ "$other_up" = 1 ]; then
+					echo "sentinel $port: $addr is down ($flags); waiting for the failover"
+					return 1
+				fi
+				;;
+			esac
+		fi
+	done
+	[ "$others" -gt 0 ] || {
+		echo "no sentinel answers"
+		return 1
+	}
+	echo "$addr"
 }
 
 replication_ok() {
@@ -252,6 +305,7 @@ cmd_start() {
 		log "found stale or unhealthy sentinel state; recreating it"
 		do_stop
 	fi
+	ports_free "${ALL_PORTS[@]}"
 	mapfile -t logs < <(log_files)
 	write_confs
 	for port in "${DATA_PORTS[@]}"; do launch "$port"; done
@@ -302,8 +356,13 @@ cmd_restart_node() {
 			launch "$port"
 			continue
 		fi
-		m=$(sentinel_master)
-		[ -n "$m" ] || die "no sentinel answers for $MASTER_NAME; cannot tell whom $port should follow"
+		# Right after a kill the sentinels may be mid-failover or not all told yet: wait until they
+		# agree, or the node could come back as a second master.
+		if ! wait_for "$SESH_START_TIMEOUT" "the sentinels to settle on a master" settled_master "$port"; then
+			topology
+			die "sentinels did not settle; cannot tell whom $port should follow"
+		fi
+		m=$(settled_master "$port")
 		if [ "$m" = "127.0.0.1:$port" ]; then
 			log "restarting $port as master (the sentinels still name it master)"
 			launch "$port" --replicaof no one
