@@ -1,0 +1,197 @@
+package sesh_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/seshkit/sesh"
+)
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, network, addr, err string
+	}{
+		{"redis://127.0.0.1:6379/15", "tcp", "127.0.0.1:6379", ""},
+		{"redis://localhost", "tcp", "localhost:6379", ""},
+		{"rediss://user:pw@cache.example.com:6380/2", "tcp", "cache.example.com:6380", ""},
+		{"redis://[::1]:7000", "tcp", "[::1]:7000", ""},
+		{"unix:///run/redis.sock", "unix", "/run/redis.sock", ""},
+		{"unix://:pw@/run/redis.sock?db=3", "unix", "/run/redis.sock", ""},
+		{"http://127.0.0.1:6379", "", "", "scheme"},
+		{"redis:///15", "", "", "no host"},
+		{"redis://127.0.0.1/x", "", "", "not a number"},
+		{"redis://127.0.0.1/-1", "", "", "not a number"},
+		{"redis://127.0.0.1/?tls=false", "", "", "query parameters"},
+		{"rediss://127.0.0.1/?skip_verify=true", "", "", "query parameters"},
+		{"unix://", "", "", "socket path"},
+		{"unix:///run/redis.sock?tls=1", "", "", "only the db"},
+		{"redis://:hunter2@127.0.0.1/x", "", "", "xxxxx"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			network, addr, err := sesh.ParseURL(tc.url)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Fatalf("err %q shows the password", err)
+				}
+				return
+			}
+			if err != nil || network != tc.network || addr != tc.addr {
+				t.Fatalf("= %s %s %v, want %s %s", network, addr, err, tc.network, tc.addr)
+			}
+		})
+	}
+}
+
+// TestNewPool dials miniredis the ways a URL can say: password, user and
+// password, database, and a unix socket.
+func TestNewPool(t *testing.T) {
+	ctx := context.Background()
+	check := func(t *testing.T, url string, mr *miniredis.Miniredis, db int) {
+		t.Helper()
+		p, err := sesh.NewPool(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		s, err := sesh.New(p, sesh.Options{Prefix: "pool"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := s.Set(ctx, "alice")
+		if err != nil {
+			t.Fatalf("Set over %s: %v", url, err)
+		}
+		if got, err := s.Get(ctx, tok); got != "alice" || err != nil {
+			t.Fatalf("Get = %q, %v", got, err)
+		}
+		if n := len(mr.DB(db).Keys()); n != 1 {
+			t.Fatalf("database %d holds %d keys, want 1", db, n)
+		}
+	}
+	t.Run("a password and a database", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		mr.RequireAuth("pw")
+		check(t, "redis://:pw@"+mr.Addr()+"/3", mr, 3)
+	})
+	t.Run("a user and a password", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		mr.RequireUserAuth("app", "pw")
+		check(t, "redis://app:pw@"+mr.Addr(), mr, 0)
+	})
+	t.Run("a unix socket", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		sock := filepath.Join(t.TempDir(), "redis.sock")
+		unixProxy(t, sock, mr.Addr())
+		check(t, "unix://"+sock+"?db=2", mr, 2)
+	})
+	t.Run("a wrong password fails", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		mr.RequireAuth("pw")
+		p, _ := sesh.NewPool("redis://:nope@" + mr.Addr())
+		defer p.Close()
+		s, _ := sesh.New(p, sesh.Options{})
+		if _, err := s.Set(ctx, "alice"); err == nil || !strings.HasPrefix(err.Error(), "sesh: set: ") {
+			t.Fatalf("Set = %v", err)
+		}
+	})
+}
+
+// TestNewPoolTLS checks that rediss:// speaks TLS and verifies the server's
+// certificate: a self-signed one is refused, and no URL can turn that off.
+func TestNewPoolTLS(t *testing.T) {
+	mr, err := miniredis.RunTLS(&tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mr.Close()
+	for _, url := range []string{"rediss://" + mr.Addr(), "rediss://localhost:" + mr.Port()} {
+		p, err := sesh.NewPool(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.GetContext(context.Background())
+		if err == nil {
+			_, err = c.Do("PING")
+			c.Close()
+		}
+		var unknown x509.UnknownAuthorityError
+		if !errors.As(err, &unknown) {
+			t.Errorf("%s: dial = %v; want the self-signed certificate refused", url, err)
+		}
+		p.Close()
+	}
+	// Plain redis:// to a TLS server does not speak TLS, so it fails too.
+	p, _ := sesh.NewPool("redis://" + mr.Addr())
+	defer p.Close()
+	c := p.Get()
+	defer c.Close()
+	if _, err := c.Do("PING"); err == nil {
+		t.Error("redis:// spoke to a TLS server")
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// unixProxy serves a unix socket at path that forwards to the TCP address.
+func unixProxy(t *testing.T, path, addr string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+}
