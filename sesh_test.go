@@ -3,9 +3,11 @@ package sesh_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +234,183 @@ func blackhole(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// noPool is a Pool for tests that must not reach Redis.
+type noPool struct{}
+
+func (noPool) GetContext(context.Context) (redis.Conn, error) {
+	return nil, errors.New("noPool: no Redis here")
+}
+
+// Benchmarks: each operation through sesh beside raw redigo sending the same
+// command on the same pool, so the library's overhead reads as a ratio.
+// On real Redis set SESH_REDIS_URL; see the README for the figures.
+
+func BenchmarkStore(b *testing.B) {
+	_, mini := miniPool(b)
+	backends := []struct {
+		name string
+		pool *redis.Pool
+	}{{"miniredis", mini}}
+	if p := realPool(b); p != nil {
+		backends = append(backends, struct {
+			name string
+			pool *redis.Pool
+		}{"redis", p})
+	}
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			for _, mode := range []struct {
+				name string
+				run  func(*testing.B, func(*testing.B) func())
+			}{
+				{"c=1", serial},
+				{"parallel", parallelBench},
+			} {
+				b.Run(mode.name, func(b *testing.B) { benchOps(b, be.pool, mode.run) })
+			}
+		})
+	}
+}
+
+// serial runs op's body b.N times on one goroutine.
+func serial(b *testing.B, op func(*testing.B) func()) {
+	b.ReportAllocs()
+	f := op(b)
+	b.ResetTimer()
+	for range b.N {
+		f()
+	}
+}
+
+// parallelBench runs op's body from GOMAXPROCS goroutines.
+func parallelBench(b *testing.B, op func(*testing.B) func()) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		f := op(b)
+		for pb.Next() {
+			f()
+		}
+	})
+}
+
+func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing.B) func())) {
+	ctx := context.Background()
+	s, err := sesh.New(pool, sesh.Options{Prefix: "seshbench", TTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const user = "user-0123456789ab"
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	rawKey := func() string { return fmt.Sprintf("seshbench:raw-%044d", n.Add(1)) }
+	raw := func(cmd string, args ...any) {
+		c, err := pool.GetContext(ctx)
+		must(err)
+		_, err = redis.DoContext(c, ctx, cmd, args...) // as sesh calls it
+		c.Close()
+		must(err)
+	}
+	c, err := sesh.NewCrypt(s, make([]byte, 32))
+	must(err)
+	token, err := s.Set(ctx, user)
+	must(err)
+	ctoken, err := c.Set(ctx, user)
+	must(err)
+	hot := rawKey()
+	raw("SET", hot, user, "PX", 3600000)
+	b.Cleanup(func() {
+		c := pool.Get()
+		defer c.Close()
+		for cur := 0; ; {
+			vs, err := redis.Values(c.Do("SCAN", cur, "MATCH", "seshbench:*", "COUNT", 1000))
+			if err != nil {
+				return
+			}
+			cur, _ = redis.Int(vs[0], nil)
+			keys, _ := redis.Strings(vs[1], nil)
+			for _, k := range keys {
+				c.Do("UNLINK", k)
+			}
+			if cur == 0 {
+				return
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		op   func(*testing.B) func()
+	}{
+		{"Set/sesh", func(*testing.B) func() {
+			return func() { _, err := s.Set(ctx, user); must(err) }
+		}},
+		{"Set/redigo", func(*testing.B) func() {
+			return func() { raw("SET", rawKey(), user, "NX", "PX", 3600000) }
+		}},
+		{"Set/crypt", func(*testing.B) func() {
+			return func() { _, err := c.Set(ctx, user); must(err) }
+		}},
+		{"Get/sesh", func(*testing.B) func() {
+			return func() { _, err := s.Get(ctx, token); must(err) }
+		}},
+		{"Get/crypt", func(*testing.B) func() {
+			return func() { _, err := c.Get(ctx, ctoken); must(err) }
+		}},
+		{"Get/redigo", func(*testing.B) func() {
+			return func() { raw("GET", hot) }
+		}},
+		{"Liv/sesh", func(*testing.B) func() {
+			return func() { must(s.Liv(ctx, token)) }
+		}},
+		{"Liv/redigo", func(*testing.B) func() {
+			return func() { raw("PEXPIRE", hot, 3600000) }
+		}},
+		{"Die/sesh", func(*testing.B) func() {
+			return func() { must(s.Die(ctx, token)) }
+		}},
+		{"Die/redigo", func(*testing.B) func() {
+			return func() { raw("DEL", rawKey()) }
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) { run(b, tc.op) })
+	}
+}
+
+// BenchmarkCrypt measures the crypto work Crypt adds to an operation, with
+// no Redis involved: sealing on Set, opening on Get.
+func BenchmarkCrypt(b *testing.B) {
+	s, err := sesh.New(noPool{}, sesh.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := sesh.NewCrypt(s, make([]byte, 32))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const key, user = "sesh:{2jmj7l5rSw0yVb_vlWAYkK_YBwk2jmj7l5rSw0yVb_v}", "user-0123456789ab"
+	sealed, err := sesh.Seal(c, key, user)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("seal", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := sesh.Seal(c, key, user); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := sesh.Open(c, key, sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
