@@ -159,17 +159,23 @@ func (s *Store) check(c *conn, idx string, members []string) (int, error) {
 	return live, nil
 }
 
-func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error) {
-	const op = "dieall"
+// userConn checks what DieAll and Count need and takes a connection.
+func (s *Store) userConn(ctx context.Context, op, userID string) (conn, error) {
 	if !s.track {
-		return 0, wrap(op, errNoTracking)
+		return conn{}, wrap(op, errNoTracking)
 	}
 	if err := checkUserID(op, userID); err != nil {
-		return 0, err
+		return conn{}, err
 	}
 	c, err := s.conn(ctx)
+	return c, wrap(op, err)
+}
+
+func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error) {
+	const op = "dieall"
+	c, err := s.userConn(ctx, op, userID)
 	if err != nil {
-		return 0, wrap(op, err)
+		return 0, err
 	}
 	defer c.close()
 	// Lock every index and read it, then end what they hold, then drop
@@ -252,15 +258,9 @@ func (s *Store) end(c *conn, members []string) ([]string, error) {
 
 func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error) {
 	const op = "count"
-	if !s.track {
-		return 0, wrap(op, errNoTracking)
-	}
-	if err := checkUserID(op, userID); err != nil {
-		return 0, err
-	}
-	c, err := s.conn(ctx)
+	c, err := s.userConn(ctx, op, userID)
 	if err != nil {
-		return 0, wrap(op, err)
+		return 0, err
 	}
 	defer c.close()
 	n := 0
