@@ -1,0 +1,169 @@
+package sesh_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh"
+)
+
+// embedded starts an in-process Redis for an example; a real program uses
+// sesh.NewPool("redis://...") instead.
+func embedded() (*redis.Pool, func()) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	p := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", mr.Addr()) }}
+	return p, func() { p.Close(); mr.Close() }
+}
+
+func Example() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, err := sesh.New(pool, sesh.Options{TTL: 30 * time.Minute})
+	if err != nil {
+		panic(err)
+	}
+	token, err := s.Set(ctx, "alice") // at login: hand token to the client
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(token), "characters")
+
+	userID, err := s.Get(ctx, token) // on every request
+	fmt.Println(userID, err)
+
+	if err := s.Die(ctx, token); err != nil { // at logout
+		panic(err)
+	}
+	_, err = s.Get(ctx, token)
+	fmt.Println(errors.Is(err, sesh.ErrNotFound))
+	// Output:
+	// 43 characters
+	// alice <nil>
+	// true
+}
+
+func ExampleStore_Liv() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TTL: 15 * time.Minute, MaxAge: 12 * time.Hour})
+	token, _ := s.Set(ctx, "alice")
+	fmt.Println(s.Liv(ctx, token)) // the user is active: another 15 minutes, never past 12 hours
+	s.Die(ctx, token)
+	fmt.Println(errors.Is(s.Liv(ctx, token), sesh.ErrNotFound))
+	// Output:
+	// <nil>
+	// true
+}
+
+// Log out everywhere, for example after a password change.
+func ExampleStore_DieAll() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TrackUsers: true})
+	laptop, _ := s.Set(ctx, "alice")
+	phone, _ := s.Set(ctx, "alice")
+	bob, _ := s.Set(ctx, "bob")
+	n, _ := s.Count(ctx, "alice")
+	fmt.Println("alice has", n, "sessions")
+
+	n, err := s.DieAll(ctx, "alice")
+	fmt.Println("ended", n, err)
+	for _, tok := range []string{laptop, phone, bob} {
+		userID, err := s.Get(ctx, tok)
+		fmt.Printf("%q %v\n", userID, errors.Is(err, sesh.ErrNotFound))
+	}
+	// Output:
+	// alice has 2 sessions
+	// ended 2 <nil>
+	// "" true
+	// "" true
+	// "bob" false
+}
+
+// Rotate on a privilege change, so that a token fixed before the change
+// is worthless after it.
+func ExampleStore_Rotate() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{MaxAge: 24 * time.Hour})
+	before, _ := s.Set(ctx, "alice")
+	// ... alice confirms her password to become an administrator ...
+	after, err := s.Rotate(ctx, before)
+	if err != nil {
+		panic(err)
+	}
+	_, err = s.Get(ctx, before)
+	fmt.Println("old token:", errors.Is(err, sesh.ErrNotFound))
+	userID, _ := s.Get(ctx, after)
+	fmt.Println("new token:", userID)
+	// Output:
+	// old token: true
+	// new token: alice
+}
+
+// An encrypted store: Redis holds sealed user IDs, each bound to its key.
+func ExampleNewCrypt() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	// In production the secret comes from a secret manager: 32+ random bytes.
+	key, err := sesh.KeyFromSecret("example-secret-of-at-least-32-bytes!")
+	if err != nil {
+		panic(err)
+	}
+	s, _ := sesh.New(pool, sesh.Options{})
+	c, err := sesh.NewCrypt(s, key)
+	if err != nil {
+		panic(err)
+	}
+	token, _ := c.Set(ctx, "alice@example.com")
+	userID, err := c.Get(ctx, token)
+	fmt.Println(userID, err)
+
+	_, err = sesh.KeyFromSecret("squirrel")
+	fmt.Println(err != nil)
+	// Output:
+	// alice@example.com <nil>
+	// true
+}
+
+// A key rotation: the new key seals, the old one still opens, until it is
+// dropped.
+func ExampleNewCrypt_rotation() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+	s, _ := sesh.New(pool, sesh.Options{})
+	oldKey, _ := sesh.KeyFromSecret("the-old-secret-0123456789abcdefghij")
+	newKey, _ := sesh.KeyFromSecret("the-new-secret-0123456789abcdefghij")
+
+	before, _ := sesh.NewCrypt(s, oldKey)
+	token, _ := before.Set(ctx, "alice")
+
+	during, _ := sesh.NewCrypt(s, newKey, oldKey) // step 1: deploy this everywhere
+	userID, _ := during.Get(ctx, token)
+	fmt.Println("during:", userID)
+
+	after, _ := sesh.NewCrypt(s, newKey) // step 2: once old tokens have expired
+	_, err := after.Get(ctx, token)
+	fmt.Println("after:", errors.Is(err, sesh.ErrDecrypt))
+	// Output:
+	// during: alice
+	// after: true
+}

@@ -1,0 +1,81 @@
+package sesh_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/seshkit/sesh"
+)
+
+// FuzzTokenKey checks that token parsing never panics, accepts exactly the
+// canonical 43-character base64url spelling of 32 bytes, and maps it to the
+// documented key.
+func FuzzTokenKey(f *testing.F) {
+	s, err := sesh.New(noPool{}, sesh.Options{Prefix: "p"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		"", "A", strings.Repeat("A", 43), strings.Repeat("A", 42) + "B",
+		strings.Repeat("_", 43), strings.Repeat("-", 43), strings.Repeat("A", 42) + "=",
+		"+" + strings.Repeat("A", 42), strings.Repeat("A", 44), "é" + strings.Repeat("A", 41),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		key, ok := sesh.TokenKey(s, tok)
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(tok)
+		canonical := err == nil && len(raw) == 32 && base64.RawURLEncoding.EncodeToString(raw) == tok
+		if ok != canonical {
+			t.Fatalf("TokenKey(%q) ok = %v, want %v", tok, ok, canonical)
+		}
+		if !ok {
+			return
+		}
+		sum := sha256.Sum256(raw)
+		if want := "p:{" + base64.RawURLEncoding.EncodeToString(sum[:]) + "}"; key != want {
+			t.Fatalf("key = %q, want %q", key, want)
+		}
+	})
+}
+
+// FuzzOpen checks that opening arbitrary bytes never panics and returns
+// ErrDecrypt, and that a sealed value opens only under its own key. (A
+// fuzzing worker seals afresh, with another nonce, so the seed's value is
+// authentic there too.)
+func FuzzOpen(f *testing.F) {
+	s, err := sesh.New(noPool{}, sesh.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	c, err := sesh.NewCrypt(s, make([]byte, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := sesh.Seal(c, "sesh:{k}", "alice")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("sesh:{k}", sealed)
+	f.Add("sesh:{other}", sealed)
+	f.Add("sesh:{k}", "")
+	f.Add("sesh:{k}", "alice")
+	f.Add("sesh:{k}", sealed[:len(sealed)-1])
+	f.Add("sesh:{k}", "\x02"+sealed[1:])
+	f.Fuzz(func(t *testing.T, key, value string) {
+		got, err := sesh.Open(c, key, value)
+		if err == nil {
+			// Only an authentic value opens, and only under its own key.
+			if key != "sesh:{k}" || got != "alice" {
+				t.Fatalf("Open(%q, %q) = %q", key, value, got)
+			}
+			return
+		}
+		if !errors.Is(err, sesh.ErrDecrypt) || got != "" {
+			t.Fatalf("Open(%q, %q) = %q, %v; want ErrDecrypt", key, value, got, err)
+		}
+	})
+}
