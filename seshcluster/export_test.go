@@ -1,0 +1,4 @@
+package seshcluster
+
+// KeyOf exposes the key a command is routed by.
+var KeyOf = keyOf

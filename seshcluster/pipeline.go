@@ -1,0 +1,438 @@
+package seshcluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/mna/redisc"
+)
+
+// tooManyAttempts is what redisc.RetryConn returns when every attempt met
+// TRYAGAIN or a redirect, so the command did not run.
+const tooManyAttempts = "redisc: too many attempts"
+
+var errGiveUp = errors.New("seshcluster: retries exhausted")
+
+// run runs the queue, batch by batch, and appends its replies to c.replies.
+// A batch starts once the one before it has been answered.
+func (c *conn) run() error {
+	calls := c.queue
+	c.queue = nil
+	for i := 0; i < len(calls); {
+		j := c.batchEnd(calls, i)
+		var err error
+		if calls[i].wait {
+			err = c.waitAll(calls[i])
+		} else {
+			err = c.runBatch(calls[i:j])
+		}
+		if err != nil {
+			return err
+		}
+		i = j
+	}
+	for _, cl := range calls {
+		c.replies = append(c.replies, cl.reply)
+	}
+	return nil
+}
+
+// batchEnd returns where the batch starting at calls[i] ends. The commands
+// of a batch share round trips, so they all have one slot, or all run on
+// one known node connection, or all are scattered commands of one name.
+func (c *conn) batchEnd(calls []*call, i int) int {
+	first := calls[i]
+	if first.wait || first.slot < 0 {
+		return i + 1
+	}
+	n := c.bySlot[first.slot]
+	sameSlot, sameNode, scatter := true, n != nil, scatters(first.cmd)
+	j := i + 1
+	for ; j < len(calls); j++ {
+		cl := calls[j]
+		if cl.wait || cl.slot < 0 {
+			break
+		}
+		sameSlot = sameSlot && cl.slot == first.slot
+		sameNode = sameNode && c.bySlot[cl.slot] == n
+		scatter = scatter && strings.EqualFold(cl.cmd, first.cmd)
+		if !sameSlot && !sameNode && !scatter {
+			break
+		}
+	}
+	return j
+}
+
+// scatters reports whether consecutive commands named cmd may run on their
+// nodes at once, in any order: deletions, and reads of one key.
+func scatters(cmd string) bool {
+	switch strings.ToUpper(cmd) {
+	case "DEL", "GET", "PTTL", "TTL", "EXISTS":
+		return true
+	}
+	return false
+}
+
+// runBatch runs a batch in rounds until every command has a reply: each
+// round sends what is left to the nodes it belongs to, pausing first when
+// the last round met a failure that may pass.
+func (c *conn) runBatch(batch []*call) error {
+	spread := false
+	for _, cl := range batch {
+		spread = spread || cl.slot != batch[0].slot
+	}
+	for {
+		var pending []*call
+		for _, cl := range batch {
+			if !cl.done {
+				pending = append(pending, cl)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := c.round(pending, spread); err != nil {
+			return err
+		}
+		c.prune()
+		retry := false
+		for _, cl := range pending {
+			retry = retry || (!cl.done && cl.retry)
+		}
+		if !retry {
+			continue
+		}
+		err := c.pause()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, errGiveUp) {
+			return c.fail(pending[0], err)
+		}
+		for _, cl := range pending {
+			if cl.done {
+				continue
+			}
+			if cl.err != nil {
+				return c.fail(cl, cl.err)
+			}
+			cl.done = true // with its last error reply in place
+		}
+		return nil
+	}
+}
+
+// round sends each pending command once: those sharing a node connection
+// in one pipeline, all pipelines before any reply is read, then the
+// commands that run alone through redisc.RetryConn.
+func (c *conn) round(pending []*call, spread bool) error {
+	type group struct {
+		n     *node
+		calls []*call
+	}
+	var groups []*group
+	at := make(map[*node]*group)
+	bound := make(map[int]*node) // node connections bound for a slot in this round
+	var solos []*call
+	for _, cl := range pending {
+		cl.retry = false
+		n, solo, err := c.route(cl, len(pending) == 1, spread, bound)
+		switch {
+		case err != nil:
+			c.unreachable(cl, err)
+			continue
+		case solo:
+			solos = append(solos, cl)
+			continue
+		}
+		g := at[n]
+		if g == nil {
+			g = &group{n: n}
+			at[n] = g
+			groups = append(groups, g)
+		}
+		g.calls = append(g.calls, cl)
+	}
+	for _, g := range groups {
+		for _, cl := range g.calls {
+			if err := g.n.rc.Send(cl.cmd, cl.args...); err != nil {
+				return c.fail(cl, err)
+			}
+		}
+	}
+	for _, g := range groups {
+		if err := g.n.rc.Flush(); err != nil {
+			return c.fail(g.calls[0], err)
+		}
+	}
+	for _, g := range groups {
+		for _, cl := range g.calls {
+			v, err := g.n.rc.Receive()
+			if err := c.settle(g.n, cl, v, err); err != nil {
+				return err
+			}
+		}
+	}
+	for _, cl := range solos {
+		if err := c.solo(cl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// route picks the node connection for cl, or reports that cl runs alone
+// through redisc.RetryConn.
+func (c *conn) route(cl *call, alone, spread bool, bound map[int]*node) (n *node, solo bool, err error) {
+	switch {
+	case cl.ask:
+		return nil, true, nil
+	case cl.slot < 0:
+		n, err := c.anyNode()
+		return n, false, err
+	}
+	if n := c.bySlot[cl.slot]; n != nil {
+		return n, false, nil
+	}
+	if n := c.byAddr[cl.movedTo]; cl.movedTo != "" && n != nil {
+		return n, false, nil
+	}
+	if alone {
+		return nil, true, nil
+	}
+	if n := bound[cl.slot]; n != nil {
+		return n, false, nil
+	}
+	if spread && cl.movedTo == "" && len(c.nodes) > 0 {
+		// The oldest node connection runs the command if its node owns the
+		// slot, and names the owner if not: one round trip finds the
+		// nodes of a thousand keys, without a connection for each.
+		return c.nodes[0], false, nil
+	}
+	if n, err = c.bind(cl.key); err != nil {
+		return nil, false, err
+	}
+	bound[cl.slot] = n
+	if cl.movedTo != "" {
+		// redisc's map has followed the MOVED reply, so n is at movedTo.
+		c.byAddr[cl.movedTo] = n
+	}
+	return n, false, nil
+}
+
+// solo runs cl alone on a new connection through redisc.RetryConn, which
+// follows MOVED and ASK and retries TRYAGAIN.
+func (c *conn) solo(cl *call) error {
+	rc := c.p.cluster.Get()
+	if err := redisc.BindConn(rc, cl.key); err != nil {
+		rc.Close()
+		c.unreachable(cl, err)
+		return nil
+	}
+	retry, err := redisc.RetryConn(rc, retryConnAttempts, tryAgainDelay)
+	if err != nil {
+		rc.Close()
+		return c.fail(cl, err)
+	}
+	v, err := retry.Do(cl.cmd, cl.args...)
+	var re redis.Error
+	switch {
+	case errors.As(err, &re) && (transient(re) || redisc.ParseRedir(re) != nil):
+		rc.Close()
+		cl.reply, cl.err, cl.retry = re, nil, true
+		return nil
+	case errors.As(err, &re):
+		v = re
+	case err != nil && (isDial(err) || err.Error() == tooManyAttempts):
+		rc.Close()
+		c.unreachable(cl, err)
+		return nil
+	case err != nil:
+		rc.Close()
+		return c.fail(cl, err)
+	}
+	c.ran(c.add(rc), cl, v)
+	return nil
+}
+
+// settle records the reply to cl from n.
+func (c *conn) settle(n *node, cl *call, v any, err error) error {
+	var re redis.Error
+	if err != nil && !errors.As(err, &re) {
+		return c.fail(cl, err)
+	}
+	if err != nil {
+		if rd := redisc.ParseRedir(re); rd != nil {
+			if c.bySlot[cl.slot] == n {
+				delete(c.bySlot, cl.slot)
+			}
+			if c.byAddr[rd.Addr] == n {
+				delete(c.byAddr, rd.Addr) // n is not at the address it was bound for
+			}
+			cl.reply, cl.err = re, nil
+			cl.redirects++
+			cl.ask = rd.Type == "ASK"
+			if !cl.ask {
+				cl.movedTo = rd.Addr
+			}
+			if cl.redirects > 1 {
+				// Redirected again: the map is behind, or the owner is down.
+				cl.retry = true
+				c.p.refresh()
+			}
+			return nil
+		}
+		if transient(re) {
+			cl.reply, cl.err, cl.retry = re, nil, true
+			return nil
+		}
+		v = re
+	}
+	c.ran(n, cl, v)
+	return nil
+}
+
+// ran records that cl ran on n and replied v.
+func (c *conn) ran(n *node, cl *call, v any) {
+	cl.reply, cl.err, cl.done = v, nil, true
+	n.used, n.dirty = true, true
+	if cl.slot >= 0 && !cl.ask {
+		c.bySlot[cl.slot] = n
+	}
+}
+
+// unreachable records that no connection could be had for cl.
+func (c *conn) unreachable(cl *call, err error) {
+	cl.reply, cl.err, cl.retry = nil, err, true
+	c.p.refresh()
+}
+
+// pause waits before a retry. It returns errGiveUp instead when the pause
+// would end past retryBudget after the first one, or past the deadline of
+// the connection's context, so that the caller gets the error that made it
+// retry rather than a bare deadline; and the context's error when it is
+// done meanwhile.
+func (c *conn) pause() error {
+	now := time.Now()
+	if c.giveUp.IsZero() {
+		c.giveUp = now.Add(retryBudget)
+	}
+	end := c.giveUp
+	if dl, ok := c.ctx.Deadline(); ok && dl.Before(end) {
+		end = dl
+	}
+	d := min(retryFirst<<min(c.retries, 8), retryMax)
+	if now.Add(d).After(end) {
+		return errGiveUp
+	}
+	c.retries++
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// bind returns a new node connection bound to the owner of key's slot.
+func (c *conn) bind(key string) (*node, error) {
+	rc := c.p.cluster.Get()
+	if err := redisc.BindConn(rc, key); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return c.add(rc), nil
+}
+
+// anyNode returns a node connection for a command without a key: the
+// oldest, or a new one bound to a random node.
+func (c *conn) anyNode() (*node, error) {
+	if len(c.nodes) > 0 {
+		return c.nodes[0], nil
+	}
+	rc := c.p.cluster.Get()
+	if err := redisc.BindConn(rc); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return c.add(rc), nil
+}
+
+func (c *conn) add(rc redis.Conn) *node {
+	n := &node{rc: rc}
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// prune closes the node connections that never ran a command.
+func (c *conn) prune() {
+	kept := c.nodes[:0]
+	for _, n := range c.nodes {
+		if n.used {
+			kept = append(kept, n)
+			continue
+		}
+		n.rc.Close()
+		for a, m := range c.byAddr {
+			if m == n {
+				delete(c.byAddr, a)
+			}
+		}
+	}
+	clear(c.nodes[len(kept):])
+	c.nodes = kept
+}
+
+// keyOf returns the key a command is routed by: its first argument, as in
+// redisc, or the first key of a script or function call.
+func keyOf(cmd string, args []any) (string, bool) {
+	i := 0
+	switch strings.ToUpper(cmd) {
+	case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+		if len(args) < 3 {
+			return "", false
+		}
+		if n, err := strconv.Atoi(argString(args[1])); err != nil || n < 1 {
+			return "", false
+		}
+		i = 2
+	}
+	if len(args) <= i {
+		return "", false
+	}
+	return argString(args[i]), true
+}
+
+func argString(a any) string {
+	switch a := a.(type) {
+	case string:
+		return a
+	case []byte:
+		return string(a)
+	default:
+		return fmt.Sprint(a)
+	}
+}
+
+// transient reports whether e says the command did not run, for a reason
+// that passes: a slot being moved, a failover, a node loading its data.
+func transient(e redis.Error) bool {
+	if redisc.IsTryAgain(e) {
+		return true
+	}
+	word, _, _ := strings.Cut(string(e), " ")
+	return word == "CLUSTERDOWN" || word == "LOADING"
+}
+
+// isDial reports whether err is a failure to connect, so nothing was sent.
+func isDial(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
