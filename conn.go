@@ -7,6 +7,9 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
+// errNoContext is redigo's error for a connection without DoContext.
+const errNoContext = "redis: connection does not support ConnWithContext"
+
 // conn is one operation's connection. It honours ctx through DoContext where
 // the connection has it, and otherwise bounds a blocking Do by ctx from
 // another goroutine (redisc's connections, for one, have no DoContext).
@@ -35,12 +38,19 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	if c.busy != nil {
 		return nil, c.ctx.Err()
 	}
-	if c.cc != nil {
-		return c.cc.DoContext(c.ctx, cmd, args...)
-	}
 	done := c.ctx.Done()
 	if done == nil {
+		// Nothing can cancel: redigo's DoContext would only add a goroutine.
 		return c.c.Do(cmd, args...)
+	}
+	if c.cc != nil {
+		v, err := c.cc.DoContext(c.ctx, cmd, args...)
+		if err == nil || err.Error() != errNoContext {
+			return v, err
+		}
+		// A *redis.Pool over connections without DoContext says so before
+		// sending anything; bound Do from here instead.
+		c.cc = nil
 	}
 	if err := c.ctx.Err(); err != nil {
 		return nil, err
@@ -91,5 +101,19 @@ func (c *conn) close() {
 	go func() {
 		<-busy
 		rc.Close()
+	}()
+}
+
+// drop is close for a connection that must not be reused: it is broken
+// first, so that a pool discards it.
+func (c *conn) drop() {
+	if c.busy == nil {
+		discard(c.c)
+		return
+	}
+	rc, busy := c.c, c.busy
+	go func() {
+		<-busy
+		discard(rc)
 	}()
 }

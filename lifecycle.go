@@ -203,6 +203,9 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 		members = append(members, ms...)
 	}
 	ended, err := s.end(&c, members)
+	for _, m := range members {
+		s.forget(s.keyOf(m))
+	}
 	// Drop the locks and the entries of the tokens ended here. An entry
 	// whose DEL found nothing stays: its Set may have indexed it and not yet
 	// written it, and a later DieAll must still find it. Check prunes it
@@ -288,6 +291,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	if !ok {
 		return "", ErrNotFound
 	}
+	defer s.forget(key)
 	c, err := s.conn(ctx)
 	if err != nil {
 		return "", wrap(op, err)

@@ -21,6 +21,16 @@
 // [Store.Count] counts them. [Store.Rotate] replaces a token with a fresh
 // one, for example when privileges change.
 //
+// # Cache
+//
+// With [Options].CacheSize a Store keeps the user IDs that Get resolved in
+// process memory, and serves them again with no round trip. Redis tells it,
+// through CLIENT TRACKING (Redis 6 or later, not Redis Cluster), when a
+// token's key changes, so a token ended anywhere stops resolving here as
+// soon as that message arrives. Should the messages stop, the cache is
+// dropped within [Options].CacheMaxStale and bypassed until they resume. A
+// Store with a cache must be closed with [Store.Close].
+//
 // # Errors
 //
 // Every method returns [ErrNotFound] for a token that is not live: unknown,
@@ -104,6 +114,20 @@ type Options struct {
 	// ReplicaTimeout bounds the wait for replicas. When zero, 1 second.
 	// Keep it below the connections' read timeout.
 	ReplicaTimeout time.Duration
+
+	// CacheSize is how many tokens Get keeps in process memory, so that Get
+	// of a token it has met needs no round trip. When zero, there is no
+	// cache. With a cache, the Store holds one connection of the Pool to hear
+	// Redis's invalidations (CLIENT TRACKING), New fails when it cannot turn
+	// them on, and the Store must be closed with Close. It does not work on
+	// Redis Cluster. With Sliding, Get restarts the idle TTL only once it has
+	// run down by min(CacheMaxStale, TTL/2). See the README.
+	CacheSize int
+
+	// CacheMaxStale bounds how long the cache serves tokens without hearing
+	// from Redis, should the invalidation connection stall or break without
+	// a word. When zero, 1 second. It may not be below 10ms.
+	CacheMaxStale time.Duration
 }
 
 // Store is a token store on Redis. It issues tokens for user IDs and
@@ -115,6 +139,9 @@ type Options struct {
 // and Rotate, never a partial result, and Die treats it as already done. A
 // malformed token, which cannot name any key, gets ErrNotFound from every
 // method, Die included, without a round trip to Redis.
+//
+// With [Options].CacheSize, Get serves tokens it has met from memory, and
+// [Store.Close] must be called once the Store is no longer needed.
 //
 // Store is safe for concurrent use by multiple goroutines.
 type Store struct {
@@ -128,10 +155,16 @@ type Store struct {
 	rand     io.Reader
 	replicas int
 	waitMS   int64
+	cache    *cache // nil without Options.CacheSize
 }
 
 // New returns a Store that keeps its tokens in the Redis behind p.
 // It returns an error naming the field when o is invalid.
+//
+// Without a cache New does no I/O. With Options.CacheSize it takes a
+// connection from p and turns CLIENT TRACKING on, within 5 seconds; it
+// returns an error naming CacheSize when Redis cannot be reached, has no
+// CLIENT TRACKING (before Redis 6, miniredis) or is a Redis Cluster.
 func New(p Pool, o Options) (*Store, error) {
 	if p == nil {
 		return nil, errors.New("sesh: new: Pool is nil")
@@ -162,8 +195,21 @@ func New(p Pool, o Options) (*Store, error) {
 	if o.ReplicaTimeout < 0 {
 		return nil, fmt.Errorf("sesh: new: ReplicaTimeout %v is negative", o.ReplicaTimeout)
 	}
+	if o.ReplicaTimeout > 0 && o.ReplicaTimeout < time.Millisecond {
+		// WAIT's timeout is in ms, and WAIT n 0 would block forever.
+		return nil, fmt.Errorf("sesh: new: ReplicaTimeout %v is below Redis's 1ms resolution", o.ReplicaTimeout)
+	}
 	if o.ReplicaTimeout == 0 {
 		o.ReplicaTimeout = time.Second
+	}
+	if o.CacheSize < 0 {
+		return nil, fmt.Errorf("sesh: new: CacheSize %d is negative", o.CacheSize)
+	}
+	switch {
+	case o.CacheMaxStale == 0:
+		o.CacheMaxStale = defaultMaxStale
+	case o.CacheMaxStale < minMaxStale:
+		return nil, fmt.Errorf("sesh: new: CacheMaxStale %v is below %v", o.CacheMaxStale, minMaxStale)
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
@@ -182,6 +228,13 @@ func New(p Pool, o Options) (*Store, error) {
 		s.ttl = o.TTL.Milliseconds()
 	}
 	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
+	if o.CacheSize > 0 {
+		c, err := newCache(s, o.CacheSize, o.CacheMaxStale)
+		if err != nil {
+			return nil, fmt.Errorf("sesh: new: %w", err)
+		}
+		s.cache = c
+	}
 	return s, nil
 }
 

@@ -97,6 +97,7 @@ func TestNew(t *testing.T) {
 		{"a Prefix with a newline is refused", p, sesh.Options{Prefix: "app\n"}, "Prefix"},
 		{"negative Replicas are refused", p, sesh.Options{Replicas: -1}, "Replicas"},
 		{"a negative ReplicaTimeout is refused", p, sesh.Options{ReplicaTimeout: -1}, "ReplicaTimeout"},
+		{"a sub-millisecond ReplicaTimeout is refused", p, sesh.Options{ReplicaTimeout: 500 * time.Microsecond}, "ReplicaTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := sesh.New(tc.pool, tc.o)
@@ -200,6 +201,22 @@ func TestContextWithoutDoContext(t *testing.T) {
 	if got, err := s.Get(ctx, tok); got != "alice" || err != nil {
 		t.Fatalf("Get = %q, %v", got, err)
 	}
+	// A *redis.Pool over connections without DoContext works too.
+	wrapped := &redis.Pool{Dial: func() (redis.Conn, error) {
+		c, err := redis.Dial("tcp", mr.Addr())
+		return noCtxConn{c}, err
+	}}
+	defer wrapped.Close()
+	ws, err := sesh.New(wrapped, sesh.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if got, err := ws.Get(dctx, tok); got != "alice" || err != nil {
+		t.Fatalf("Get through a pool of connections without DoContext = %q, %v", got, err)
+	}
+
 	// A server that never answers: the deadline still bounds the call.
 	ln := blackhole(t)
 	mr.Close()
@@ -208,7 +225,7 @@ func TestContextWithoutDoContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	dctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	if _, err := s.Get(dctx, tok); !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "sesh: get: ") {
 		t.Fatalf("Get on a hung server = %v; want sesh: get: wrapping DeadlineExceeded", err)

@@ -207,11 +207,20 @@ func (s *Store) keysOf(key string) []any {
 }
 
 func (s *Store) get(ctx context.Context, cd codec, token string) (string, error) {
-	const op = "get"
+	if s.cache != nil {
+		return s.cache.get(ctx, cd, token)
+	}
 	key, ok := s.tokenKey(token)
 	if !ok {
 		return "", ErrNotFound
 	}
+	return s.fetch(ctx, cd, key)
+}
+
+// fetch is Get on Redis alone: one round trip, which restarts the TTL when
+// Sliding.
+func (s *Store) fetch(ctx context.Context, cd codec, key string) (string, error) {
+	const op = "get"
 	c, err := s.conn(ctx)
 	if err != nil {
 		return "", wrap(op, err)
@@ -278,6 +287,8 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	if !ok {
 		return ErrNotFound
 	}
+	// Whatever Redis answers, this Store's cache forgets the token at once.
+	defer s.forget(key)
 	c, err := s.conn(ctx)
 	if err != nil {
 		return wrap(op, err)

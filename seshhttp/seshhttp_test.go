@@ -317,7 +317,7 @@ func TestRequireRefusesDeadTokens(t *testing.T) {
 			case tt.warn && len(res.records) != 1:
 				t.Errorf("logged %v, want one warning", res.records)
 			case tt.warn:
-				checkRecord(t, res.records[0], "WARN", sesh.ErrDecrypt.Error())
+				checkRecord(t, res.records[0], "WARN", "sesh: get: stored value failed to decrypt")
 			case len(res.records) != 0:
 				t.Errorf("logged %v", res.records)
 			}
