@@ -77,6 +77,19 @@ func TestStore(t *testing.T) {
 			Unit:    250 * time.Millisecond,
 		})
 	})
+	t.Run("redis+cache", func(t *testing.T) {
+		p := realPool(t)
+		if p == nil {
+			t.Skip("SESH_REDIS_URL is not set; .ci/run sets it")
+		}
+		storetest.Run(t, storetest.Backend{
+			Name:      "redis+cache",
+			Pool:      p,
+			Advance:   func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:      250 * time.Millisecond,
+			CacheSize: 1000,
+		})
+	})
 }
 
 func TestNew(t *testing.T) {

@@ -41,6 +41,11 @@ type Backend struct {
 	// Serial runs the subtests one at a time, for a server whose clock
 	// Advance moves for all of them (miniredis).
 	Serial bool
+
+	// CacheSize, when set, gives every Store of the suite a client-side
+	// cache of that size, so the whole suite checks that caching changes
+	// nothing a caller can see.
+	CacheSize int
 }
 
 // parallel marks t parallel unless b's clock is shared.
@@ -99,10 +104,14 @@ func newStore(t *testing.T, b Backend, o sesh.Options) *sesh.Store {
 	if o.Prefix == "" {
 		o.Prefix = prefix(t)
 	}
+	if o.CacheSize == 0 {
+		o.CacheSize = b.CacheSize
+	}
 	s, err := sesh.New(b.Pool, o)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", o, err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
