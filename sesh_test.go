@@ -342,7 +342,7 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 	raw := func(cmd string, args ...any) {
 		c, err := pool.GetContext(ctx)
 		must(err)
-		_, err = redis.DoContext(c, ctx, cmd, args...) // as sesh calls it
+		_, err = c.Do(cmd, args...) // as sesh calls it for a context without Done
 		c.Close()
 		must(err)
 	}

@@ -86,18 +86,25 @@ func (s *Store) px(left int64) int64 {
 	}
 }
 
-// sendSet queues the creation of a token key holding val, with left ms of
-// absolute life: one SET NX PX, or in capped mode one script that also
-// writes the deadline key.
-func (s *Store) sendSet(c *conn, key, val string, left int64) error {
+// setCmd is the command that creates a token key holding val, with left
+// ms of absolute life: one SET NX PX, or in capped mode one script (sent
+// with its source, so a pipeline never meets NOSCRIPT) that also writes the
+// deadline key.
+func (s *Store) setCmd(key, val string, left int64) (string, []any) {
 	switch px := s.px(left); {
 	case s.capped:
-		return c.sendEval(setCapped, key, deadlineKey(key), val, px, left)
+		return "EVAL", []any{setCapped.src, setCapped.keys, key, deadlineKey(key), val, px, left}
 	case px > 0:
-		return c.send("SET", key, val, "NX", "PX", px)
+		return "SET", []any{key, val, "NX", "PX", px}
 	default:
-		return c.send("SET", key, val, "NX")
+		return "SET", []any{key, val, "NX"}
 	}
+}
+
+// sendSet queues setCmd.
+func (s *Store) sendSet(c *conn, key, val string, left int64) error {
+	cmd, args := s.setCmd(key, val, left)
+	return c.send(cmd, args...)
 }
 
 // created reports whether a reply to sendSet's command created the key.
@@ -145,17 +152,9 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 // reports false when the key already existed.
 func (s *Store) create(c *conn, cd codec, userID, key, val string) (bool, error) {
 	if !s.track {
-		if err := s.sendSet(c, key, val, s.maxAge); err != nil {
-			return false, err
-		}
-		rs, err := c.pipe(1)
-		if err != nil {
-			return false, err
-		}
-		if e, ok := rs[0].(redis.Error); ok {
-			return false, e
-		}
-		return created(rs[0]), nil
+		cmd, args := s.setCmd(key, val, s.maxAge)
+		r, err := c.do(cmd, args...)
+		return created(r), err
 	}
 	// The index entry goes first, in the same round trip: a crash between
 	// the two leaves a harmless dangling entry, never an unindexed token.
