@@ -11,7 +11,9 @@
 // Tokens never reach Redis. Each is stored under a key derived from the
 // SHA-256 of its 32 random bytes, so a dump, a replica, a MONITOR stream or a
 // backup of Redis holds no usable token. Set is a single atomic
-// SET key userID NX PX ttl, so no crash can leave a key without its expiry.
+// SET key userID NX PX ttl (or, when the idle TTL is shorter than MaxAge,
+// one script that also writes the deadline), so no crash can leave a key
+// without its expiry.
 // A malformed token is rejected with [ErrNotFound] before any round trip.
 //
 // # Lifecycle
@@ -33,8 +35,10 @@
 //
 // # Errors
 //
-// Every method returns [ErrNotFound] for a token that is not live: unknown,
-// expired, ended or malformed. Any other error reads "sesh: <op>: ..." and
+// Get, Liv and Rotate return [ErrNotFound] for a token that is not live:
+// unknown, expired or ended; Die treats such a token as already ended. A
+// malformed token gets ErrNotFound from every method. Any other error reads
+// "sesh: <op>: ..." and
 // wraps its cause, so [errors.Is] finds [context.DeadlineExceeded] or the
 // network error beneath it.
 package sesh
