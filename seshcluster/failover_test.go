@@ -3,117 +3,15 @@ package seshcluster_test
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/topology"
 	"github.com/seshkit/sesh/seshcluster"
 )
-
-// recoveryBound is how long after a master is killed the store must answer
-// again: the cluster promotes a replica about 2s after the kill
-// (cluster-node-timeout 1000 in scripts/redis-cluster.sh).
-const recoveryBound = 15 * time.Second
-
-// callBound bounds each call during a failover. A call must fail before
-// it: with Redis's error or a connection error, not by running out of time.
-const callBound = 2 * time.Second
-
-// failoverEnv returns SESH_SCRIPTS and SESH_RUN_DIR, and waits until the
-// cluster is healthy.
-func failoverEnv(t *testing.T) (scripts, runDir string) {
-	t.Helper()
-	scripts, runDir = os.Getenv("SESH_SCRIPTS"), os.Getenv("SESH_RUN_DIR")
-	if scripts == "" || runDir == "" {
-		t.Fatal(`SESH_CLUSTER_ADDRS is set but SESH_SCRIPTS or SESH_RUN_DIR is not; eval "$(scripts/env.sh)"`)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, err := exec.Command("bash", filepath.Join(scripts, "redis-cluster.sh"), "status").CombinedOutput()
-		if err == nil {
-			return scripts, runDir
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster is not healthy: %v\n%s", err, out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-// killMaster kills the process of the master at addr and has the cleanup
-// restart it (as a replica) and wait until the cluster is healthy again.
-func killMaster(t *testing.T, scripts, runDir, addr string) time.Time {
-	t.Helper()
-	port := addr[strings.LastIndex(addr, ":")+1:]
-	b, err := os.ReadFile(filepath.Join(runDir, "cluster", port, "redis.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "bash", filepath.Join(scripts, "redis-cluster.sh"), "restart-node", port).CombinedOutput()
-		if err != nil {
-			t.Errorf("restart-node %s: %v\n%s", port, err, out)
-		}
-	})
-	if err := proc.Kill(); err != nil {
-		t.Fatalf("kill master %s (pid %d): %v", addr, pid, err)
-	}
-	killed := time.Now()
-	proc.Wait() // reaps it when it is our child; returns at once otherwise
-	t.Logf("killed master %s (pid %d)", addr, pid)
-	return killed
-}
-
-// awaitAnswer calls op every 100ms until it answers, and returns how long
-// after killed that was. op answers when it returns nil, or ErrNotFound.
-// Every failure must come within callBound.
-func awaitAnswer(t *testing.T, killed time.Time, op func(context.Context) error) time.Duration {
-	t.Helper()
-	seen := map[string]int{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), callBound)
-		err := op(ctx)
-		cancel()
-		if err == nil || errors.Is(err, sesh.ErrNotFound) {
-			d := time.Since(killed)
-			t.Logf("answered again %v after the kill; failures meanwhile: %v", d.Round(time.Millisecond), seen)
-			return d
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("a call ran into its %v deadline instead of failing: %v", callBound, err)
-		}
-		seen[errClass(err)]++
-		if time.Since(killed) > recoveryBound {
-			t.Fatalf("no answer within %v of the kill; failures: %v", recoveryBound, seen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// errClass shortens an error for the log: addresses and ports elided.
-func errClass(err error) string {
-	return addrRE.ReplaceAllString(err.Error(), "…")
-}
-
-var addrRE = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 // acknowledge has a replica of every master confirm every write made so
 // far. Set does not WAIT; but a master replicates its writes in order, so a
@@ -139,7 +37,7 @@ func acknowledge(t *testing.T, pool sesh.Pool) {
 
 func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 	cluster := newCluster(t)
-	scripts, runDir := failoverEnv(t)
+	topology.Cluster.Healthy(t)
 	pool := seshcluster.New(cluster)
 	p := prefix()
 	s, err := sesh.New(pool, sesh.Options{Prefix: p, TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
@@ -164,9 +62,9 @@ func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 		}
 	}
 	t.Logf("master %s holds %d of %d tokens", victim, on, len(toks))
-	killed := killMaster(t, scripts, runDir, victim)
+	killed := topology.Cluster.Kill(t, victim)
 
-	awaitAnswer(t, killed, func(ctx context.Context) error {
+	topology.AwaitAnswer(t, killed, func(ctx context.Context) error {
 		u, err := s.Get(ctx, toks[0])
 		if err == nil && u != "alice" {
 			t.Fatalf("Get = %q; want alice", u)
@@ -190,7 +88,7 @@ func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 
 func TestFailoverKeepsRevocations(t *testing.T) {
 	cluster := newCluster(t)
-	scripts, runDir := failoverEnv(t)
+	topology.Cluster.Healthy(t)
 	pool := seshcluster.New(cluster)
 	p := prefix()
 	s, err := sesh.New(pool, sesh.Options{Prefix: p, TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
@@ -225,9 +123,9 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 		t.Fatalf("DieAll = %d, %v", n, err)
 	}
 	victim := clusterLayout(t).owner[redisc.Slot(tokenKey(t, p, alice[0]))]
-	killed := killMaster(t, scripts, runDir, victim)
+	killed := topology.Cluster.Kill(t, victim)
 
-	awaitAnswer(t, killed, func(ctx context.Context) error {
+	topology.AwaitAnswer(t, killed, func(ctx context.Context) error {
 		_, err := s.Get(ctx, alice[0])
 		return err
 	})

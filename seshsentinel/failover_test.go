@@ -3,110 +3,13 @@ package seshsentinel_test
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/topology"
 )
-
-// recoveryBound is how long after the master is killed the store must
-// answer again: the sentinels promote the replica a few seconds after the
-// kill (down-after-milliseconds 1000 in scripts/redis-sentinel.sh).
-const recoveryBound = 15 * time.Second
-
-// callBound bounds each call during a failover. A call must fail before
-// it: with a connection error, not by running out of time.
-const callBound = 2 * time.Second
-
-// failoverEnv returns SESH_SCRIPTS and SESH_RUN_DIR, and waits until the
-// sentinel setup is healthy.
-func failoverEnv(t *testing.T) (scripts, runDir string) {
-	t.Helper()
-	scripts, runDir = os.Getenv("SESH_SCRIPTS"), os.Getenv("SESH_RUN_DIR")
-	if scripts == "" || runDir == "" {
-		t.Fatal(`SESH_SENTINEL_ADDRS is set but SESH_SCRIPTS or SESH_RUN_DIR is not; eval "$(scripts/env.sh)"`)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, err := exec.Command("bash", filepath.Join(scripts, "redis-sentinel.sh"), "status").CombinedOutput()
-		if err == nil {
-			return scripts, runDir
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sentinel setup is not healthy: %v\n%s", err, out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-// killMaster kills the process of the master and has the cleanup restart
-// it (as a replica) and wait until the setup is healthy again.
-func killMaster(t *testing.T, scripts, runDir string) time.Time {
-	t.Helper()
-	addr := sentinelSays(t, "master")
-	port := addr[strings.LastIndex(addr, ":")+1:]
-	b, err := os.ReadFile(filepath.Join(runDir, "sentinel", port, "redis.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "bash", filepath.Join(scripts, "redis-sentinel.sh"), "restart-node", port).CombinedOutput()
-		if err != nil {
-			t.Errorf("restart-node %s: %v\n%s", port, err, out)
-		}
-	})
-	if err := proc.Kill(); err != nil {
-		t.Fatalf("kill master %s (pid %d): %v", addr, pid, err)
-	}
-	killed := time.Now()
-	t.Logf("killed master %s (pid %d)", addr, pid)
-	return killed
-}
-
-// awaitAnswer calls op every 100ms until it answers, and returns how long
-// after killed that was. op answers when it returns nil, or ErrNotFound.
-// Every failure must come within callBound.
-func awaitAnswer(t *testing.T, killed time.Time, op func(context.Context) error) time.Duration {
-	t.Helper()
-	seen := map[string]int{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), callBound)
-		err := op(ctx)
-		cancel()
-		if err == nil || errors.Is(err, sesh.ErrNotFound) {
-			d := time.Since(killed)
-			t.Logf("answered again %v after the kill; failures meanwhile: %v", d.Round(time.Millisecond), seen)
-			return d
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("a call ran into its %v deadline instead of failing: %v", callBound, err)
-		}
-		seen[addrRE.ReplaceAllString(err.Error(), "…")]++
-		if time.Since(killed) > recoveryBound {
-			t.Fatalf("no answer within %v of the kill; failures: %v", recoveryBound, seen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-var addrRE = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 // acknowledge has the replica confirm every write made so far. Set does not
 // WAIT; but the master replicates its writes in order, so a replica that
@@ -125,7 +28,7 @@ func acknowledge(t *testing.T, pool *redis.Pool) {
 
 func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 	pool := newPool(t)
-	scripts, runDir := failoverEnv(t)
+	topology.Sentinel.Healthy(t)
 	s, err := sesh.New(pool, sesh.Options{Prefix: prefix(), TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -138,9 +41,9 @@ func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 		}
 	}
 	acknowledge(t, pool)
-	killed := killMaster(t, scripts, runDir)
+	killed := topology.Sentinel.Kill(t, sentinelSays(t, "master"))
 
-	awaitAnswer(t, killed, func(ctx context.Context) error {
+	topology.AwaitAnswer(t, killed, func(ctx context.Context) error {
 		u, err := s.Get(ctx, toks[0])
 		if err == nil && u != "alice" {
 			t.Fatalf("Get = %q; want alice", u)
@@ -165,7 +68,7 @@ func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 
 func TestFailoverKeepsRevocations(t *testing.T) {
 	pool := newPool(t)
-	scripts, runDir := failoverEnv(t)
+	topology.Sentinel.Healthy(t)
 	s, err := sesh.New(pool, sesh.Options{Prefix: prefix(), TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -197,9 +100,9 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 	if n, err := s.DieAll(ctx, "bob"); n != len(bob) || err != nil {
 		t.Fatalf("DieAll = %d, %v", n, err)
 	}
-	killed := killMaster(t, scripts, runDir)
+	killed := topology.Sentinel.Kill(t, sentinelSays(t, "master"))
 
-	awaitAnswer(t, killed, func(ctx context.Context) error {
+	topology.AwaitAnswer(t, killed, func(ctx context.Context) error {
 		_, err := s.Get(ctx, alice[0])
 		return err
 	})
