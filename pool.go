@@ -3,13 +3,11 @@ package sesh
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -45,24 +43,13 @@ func NewPool(rawurl string) (*redis.Pool, error) {
 		return nil, fmt.Errorf("sesh: newpool: %w", err)
 	}
 	opts = append(opts,
+		redis.DialConnectTimeout(dialTimeout),
 		redis.DialReadTimeout(readTimeout),
 		redis.DialWriteTimeout(writeTimeout),
 	)
 	return &redis.Pool{
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			// Keep the network connection, so that a context can close it.
-			var nc net.Conn
-			dial := redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
-				var err error
-				d := net.Dialer{Timeout: dialTimeout, KeepAlive: 5 * time.Minute}
-				nc, err = d.DialContext(ctx, network, addr)
-				return nc, err
-			})
-			c, err := redis.DialContext(ctx, network, addr, append(opts, dial)...)
-			if err != nil {
-				return nil, err
-			}
-			return ctxConn{c, nc, new(atomic.Bool)}, nil
+			return redis.DialContext(ctx, network, addr, opts...)
 		},
 		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idle time.Time) error {
 			if time.Since(idle) < time.Minute {
@@ -148,75 +135,3 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 
 // redact hides a URL's password in error messages.
 func redact(u *url.URL) string { return u.Redacted() }
-
-// ctxConn honours a context without a goroutine per command, unlike
-// redigo's own DoContext: a deadline shortens the read timeout, and a
-// cancellation closes the network connection under the call, which fails
-// it at once and leaves the connection broken, so the pool drops it.
-type ctxConn struct {
-	redis.Conn
-	nc     net.Conn
-	closed *atomic.Bool // set when a context closed nc
-}
-
-var errClosedByContext = errors.New("connection closed by a context")
-
-// Err reports a connection a context closed, so the pool drops it.
-func (c ctxConn) Err() error {
-	if c.closed.Load() {
-		return errClosedByContext
-	}
-	return c.Conn.Err()
-}
-
-var (
-	_ redis.ConnWithContext = ctxConn{}
-	_ redis.ConnWithTimeout = ctxConn{}
-)
-
-func (c ctxConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any) (any, error) {
-	return c.Conn.(redis.ConnWithTimeout).DoWithTimeout(timeout, cmd, args...)
-}
-
-func (c ctxConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
-	return c.Conn.(redis.ConnWithTimeout).ReceiveWithTimeout(timeout)
-}
-
-func (c ctxConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
-	return c.bounded(ctx, func(timeout time.Duration) (any, error) {
-		return c.DoWithTimeout(timeout, cmd, args...)
-	})
-}
-
-func (c ctxConn) ReceiveContext(ctx context.Context) (any, error) {
-	return c.bounded(ctx, c.ReceiveWithTimeout)
-}
-
-func (c ctxConn) bounded(ctx context.Context, call func(timeout time.Duration) (any, error)) (any, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	timeout := readTimeout
-	dl, hasDL := ctx.Deadline()
-	if hasDL {
-		if timeout = min(timeout, time.Until(dl)); timeout <= 0 {
-			return nil, context.DeadlineExceeded
-		}
-	}
-	stop := func() bool { return true }
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() {
-			c.closed.Store(true)
-			c.nc.Close()
-		})
-	}
-	v, err := call(timeout)
-	switch {
-	case !stop() || (err != nil && ctx.Err() != nil):
-		return nil, ctx.Err()
-	case err != nil && hasDL && !time.Now().Before(dl):
-		// The read deadline struck just before the context's own timer.
-		return nil, context.DeadlineExceeded
-	}
-	return v, err
-}
