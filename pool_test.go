@@ -195,3 +195,56 @@ func unixProxy(t *testing.T, path, addr string) {
 		}
 	}()
 }
+
+// TestNewPoolContext checks that NewPool's connections honour a deadline
+// and a cancellation while blocked, and that the pool then drops them.
+func TestNewPoolContext(t *testing.T) {
+	p, err := sesh.NewPool("redis://" + blackhole(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := sesh.New(p, sesh.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.Repeat("A", 43)
+	for _, tc := range []struct {
+		ctx  func() (context.Context, context.CancelFunc)
+		want error
+	}{
+		{func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 50*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel) // while Get waits
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		ctx, cancel := tc.ctx()
+		_, err := s.Get(ctx, tok)
+		cancel()
+		if !errors.Is(err, tc.want) || !strings.HasPrefix(err.Error(), "sesh: get: ") {
+			t.Errorf("Get = %v; want sesh: get: wrapping %v", err, tc.want)
+		}
+	}
+	if n := p.IdleCount(); n != 0 {
+		t.Errorf("the pool kept %d broken connections", n)
+	}
+
+	// A call that completes is unaffected by its context ending later.
+	mr := miniredis.RunT(t)
+	p2, _ := sesh.NewPool("redis://" + mr.Addr())
+	defer p2.Close()
+	s2, _ := sesh.New(p2, sesh.Options{})
+	ctx, cancel3 := context.WithCancel(context.Background())
+	tok, err = s2.Set(ctx, "alice")
+	cancel3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s2.Get(context.Background(), tok); got != "alice" || err != nil {
+		t.Fatalf("Get after a canceled context = %q, %v", got, err)
+	}
+}
