@@ -3,6 +3,8 @@ package sesh
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -45,6 +47,13 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	}
 	if c.cc != nil {
 		v, err := c.cc.DoContext(c.ctx, cmd, args...)
+		if err != nil && err.Error() != errNoContext {
+			// redigo sets the read deadline to the context's, so the read
+			// can time out a moment before the context says it is done.
+			if dl, ok := c.ctx.Deadline(); ok && !time.Now().Before(dl) && !errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+			}
+		}
 		if err == nil || err.Error() != errNoContext {
 			return v, err
 		}
