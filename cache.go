@@ -262,7 +262,7 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 		return "", wrap(op, err)
 	}
 	defer conn.close()
-	deadline := c.slides && c.s.capped // it bounds a restart of the TTL
+	deadline := c.slides // a deadline key bounds a restart of the TTL
 	conn.send("GET", key)
 	conn.send("PTTL", key)
 	if deadline {
@@ -290,7 +290,8 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 		return "", wrap(op, err)
 	}
 	e := &entry{key: key, userID: userID, cd: cd, epoch: epoch, exp: expires(now, rs[1]), dl: math.MaxInt64}
-	if deadline {
+	if deadline && (c.s.capped || rs[2] != int64(-2)) {
+		// Outside the capped mode, a token without a deadline key has none.
 		e.dl = expires(now, rs[2])
 	}
 	switch {
@@ -480,36 +481,6 @@ func (c *cache) connect(ctx context.Context, probe bool) (redis.Conn, error) {
 	}
 	c.up(start)
 	return conn.c, nil
-}
-
-// discard breaks conn, so that a pool drops it instead of reusing a
-// connection that tracks or subscribes, then closes it. QUIT makes the
-// server hang up; reading with no time to wait breaks it at once where conn
-// can be told how long to wait.
-func discard(conn redis.Conn) {
-	conn.Send("QUIT")
-	conn.Flush()
-	for {
-		_, err := receive(conn, time.Nanosecond)
-		if _, ok := err.(redis.Error); err != nil && !ok {
-			break
-		}
-	}
-	conn.Close()
-}
-
-// receive reads a reply within d, where conn can be told how long to wait,
-// and otherwise within conn's own read timeout.
-func receive(conn redis.Conn, d time.Duration) (any, error) {
-	if cwt, ok := conn.(redis.ConnWithTimeout); ok {
-		v, err := cwt.ReceiveWithTimeout(d)
-		if _, ok := err.(redis.Error); err == nil || ok || conn.Err() != nil {
-			return v, err
-		}
-		// A pooled connection over one that cannot be told says so, and
-		// stays usable.
-	}
-	return conn.Receive()
 }
 
 // run reads the tracking connection, and takes a new one each time it breaks,

@@ -15,11 +15,16 @@ const errNoContext = "redis: connection does not support ConnWithContext"
 // conn is one operation's connection. It honours ctx through DoContext where
 // the connection has it, and otherwise bounds a blocking Do by ctx from
 // another goroutine (redisc's connections, for one, have no DoContext).
+//
+// Like bufio.Writer, conn keeps the first error of send: the flush that
+// follows (pipe, or do("")) returns it, so a caller checks one error per
+// round trip, not one per queued command.
 type conn struct {
 	ctx  context.Context
 	c    redis.Conn
 	cc   redis.ConnWithContext // nil when c has no DoContext
 	busy chan struct{}         // closed when an abandoned Do returns
+	err  error                 // first error of send, returned by the next do
 }
 
 func (s *Store) conn(ctx context.Context) (conn, error) {
@@ -38,7 +43,13 @@ func (s *Store) conn(ctx context.Context) (conn, error) {
 // every pending reply as a []any, Redis errors in place.
 func (c *conn) do(cmd string, args ...any) (any, error) {
 	if c.busy != nil {
+		// An abandoned Do still holds the connection (and, on Cluster, the
+		// adapter's lock): touching it would wait for that Do.
 		return nil, c.ctx.Err()
+	}
+	if err := c.err; err != nil {
+		c.err = nil
+		return nil, err
 	}
 	done := c.ctx.Done()
 	if done == nil {
@@ -85,7 +96,14 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	}
 }
 
-func (c *conn) send(cmd string, args ...any) error { return c.c.Send(cmd, args...) }
+// send queues a command for the next flush. Its error, if any, is kept for
+// that flush to return.
+func (c *conn) send(cmd string, args ...any) {
+	if c.busy != nil || c.err != nil {
+		return
+	}
+	c.err = c.c.Send(cmd, args...)
+}
 
 // pipe flushes what was sent and returns the replies; want is how many.
 func (c *conn) pipe(want int) ([]any, error) {
@@ -125,4 +143,34 @@ func (c *conn) drop() {
 		<-busy
 		discard(rc)
 	}()
+}
+
+// discard breaks conn, so that a pool drops it instead of reusing a
+// connection that tracks or subscribes, then closes it. QUIT makes the
+// server hang up; reading with no time to wait breaks it at once where conn
+// can be told how long to wait.
+func discard(conn redis.Conn) {
+	conn.Send("QUIT")
+	conn.Flush()
+	for {
+		_, err := receive(conn, time.Nanosecond)
+		if _, ok := err.(redis.Error); err != nil && !ok {
+			break
+		}
+	}
+	conn.Close()
+}
+
+// receive reads a reply within d, where conn can be told how long to wait,
+// and otherwise within conn's own read timeout.
+func receive(conn redis.Conn, d time.Duration) (any, error) {
+	if cwt, ok := conn.(redis.ConnWithTimeout); ok {
+		v, err := cwt.ReceiveWithTimeout(d)
+		if _, ok := err.(redis.Error); err == nil || ok || conn.Err() != nil {
+			return v, err
+		}
+		// A pooled connection over one that cannot be told says so, and
+		// stays usable.
+	}
+	return conn.Receive()
 }

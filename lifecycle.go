@@ -1,6 +1,7 @@
 package sesh
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,27 +13,37 @@ import (
 )
 
 // The user index is a sorted set per user. Token members name token keys
-// (the hash inside the braces) and score when each token was last known to
-// expire, in ms since the epoch (+inf for none). Lock members, "!" and a
-// random suffix, mark a DieAll under way and score minus its lock's expiry,
-// so locks sort below every token. The index lives in its own hash slot and
-// every command on it touches it alone, so it works unchanged on Redis
-// Cluster.
+// (the hash inside the braces) and score when the entry is next due for a
+// check, in ms since the epoch on the server's clock: when its token was
+// last known to expire, and never sooner than createWindow after it was
+// written. Lock members, "!" and a random suffix, mark a DieAll under way
+// and score minus its lock's expiry, so locks sort below every token. The
+// index lives in its own hash slot and every command on it touches it alone,
+// so it works unchanged on Redis Cluster.
+//
+// An entry is written before its token, and pruned only when it is due and
+// its token is gone. createWindow bounds how long an operation may take
+// between writing an entry and writing its token, so an entry is never
+// pruned before its token could have been written.
 var (
-	// register adds a token member, keeps the index alive at least as long
-	// as its tokens can live, and returns {added, members due for a check}.
-	// With ARGV[5] set, for Rotate, it first requires that member to be
-	// indexed (false when it is not) and no DieAll to be under way (-1 when
-	// one is).
+	// register adds a token member due at max(px, window) from now (px 0: a
+	// token without expiry, checked again after recheck), keeps the index
+	// alive at least as long as its tokens can live, and returns {added,
+	// members due for a check}. With ARGV[4] set, for Rotate, it first
+	// requires that member to be indexed (false when it is not) and no
+	// DieAll to be under way (-1 when one is).
 	//
-	// KEYS: index. ARGV: score, member, index ms (0: no expiry), now, required member.
-	register = newScript(1, `
-if ARGV[5] ~= '' then
-  if not redis.call('ZSCORE', KEYS[1], ARGV[5]) then return false end
+	// KEYS: index. ARGV: member, px, index ms (0: no expiry), required member, window ms, recheck ms.
+	register = newScript(1, nowMS+`
+if ARGV[4] ~= '' then
+  if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then return false end
   local l = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES', 'LIMIT', 0, 1)
-  if #l > 0 and -tonumber(l[2]) > tonumber(ARGV[4]) then return -1 end
+  if #l > 0 and -tonumber(l[2]) > now then return -1 end
 end
-local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local px = tonumber(ARGV[2])
+if px == 0 then px = tonumber(ARGV[6]) end
+local due = now + math.max(px, tonumber(ARGV[5]))
+local added = redis.call('ZADD', KEYS[1], string.format('%.0f', due), ARGV[1])
 local ttl = tonumber(ARGV[3])
 if ttl == 0 then
   redis.call('PERSIST', KEYS[1])
@@ -40,23 +51,59 @@ else
   local p = redis.call('PTTL', KEYS[1])
   if p == -1 or p < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 end
-return {added, redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[4], 'LIMIT', 0, 8)}`)
+return {added, redis.call('ZRANGEBYSCORE', KEYS[1], 0, string.format('%.0f', now), 'LIMIT', 0, 8)}`)
 
-	// lock starts a DieAll: it drops expired locks, adds this one, and
-	// returns every token member. The members stay indexed until their
-	// tokens are deleted, so a concurrent DieAll ends them too.
+	// rescore takes what a check found: it drops the entries of gone tokens
+	// that are due, and makes the others due when their tokens expire. It
+	// returns how many entries it dropped.
 	//
-	// KEYS: index. ARGV: lock member, lock score, now.
+	// KEYS: index. ARGV: recheck ms, then member and PTTL pairs.
+	rescore = newScript(1, nowMS+`
+local dropped = 0
+for i = 2, #ARGV, 2 do
+  local m, ms = ARGV[i], tonumber(ARGV[i + 1])
+  if ms == -2 then
+    local due = redis.call('ZSCORE', KEYS[1], m)
+    if due and tonumber(due) <= now then
+      dropped = dropped + redis.call('ZREM', KEYS[1], m)
+    end
+  else
+    if ms == -1 then ms = tonumber(ARGV[1]) end
+    redis.call('ZADD', KEYS[1], 'XX', string.format('%.0f', now + ms), m)
+  end
+end
+return dropped`)
+
+	// lock starts a DieAll: it drops expired locks, adds this one for ttl
+	// ms, and returns every token member. The members stay indexed until
+	// their tokens are deleted, so a concurrent DieAll ends them too.
+	//
+	// KEYS: index. ARGV: lock member, lock ms.
 	lock = newScript(1, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '(-' .. ARGV[3], '(0')
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+`+nowMS+`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(-' .. string.format('%.0f', now), '(0')
+redis.call('ZADD', KEYS[1], string.format('%.0f', -(now + tonumber(ARGV[2]))), ARGV[1])
 return redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf')`)
 )
 
-// lockTTL bounds how long a DieAll keeps Rotate waiting, should it die
-// half-way.
-const lockTTL = 10 * time.Second
+const (
+	// createWindow bounds the time between writing an index entry and
+	// writing its token. Set writes both in one round trip; Rotate gives up
+	// when half the window has passed between its round trips, and a check
+	// gives up pruning when half of it has passed since it read the tokens.
+	createWindow = time.Minute
+
+	// recheck is how often an entry of a token without expiry is checked.
+	recheck = 24 * time.Hour
+
+	// lockTTL bounds how long a DieAll's lock can keep Rotate waiting,
+	// should the DieAll die half-way and its cleanup fail. A DieAll whose
+	// context has a deadline holds its lock at most until that deadline
+	// plus lockSlack.
+	lockTTL   = 10 * time.Second
+	lockSlack = time.Second
+)
 
 // errLocked is register's answer while a DieAll is under way.
 var errLocked = errors.New("a DieAll of this user is under way")
@@ -88,15 +135,16 @@ func (s *Store) Rotate(ctx context.Context, token string) (string, error) {
 	return s.rotate(ctx, plain{}, token)
 }
 
-// sendRegister queues register; must, when not "", is the member that has to
-// be present.
-func (s *Store) sendRegister(c *conn, idx, member string, score any, now time.Time, must string) error {
+// sendRegister queues register of member in idx, for a token that expires
+// in px ms (0: never); must, when not "", is the member that has to be
+// present.
+func (s *Store) sendRegister(c *conn, idx, member string, px int64, must string) {
 	var idxTTL int64
 	if s.maxAge > 0 {
 		// Nothing outlives MaxAge, not even a rotated token.
 		idxTTL = s.maxAge
 	}
-	return c.sendEval(register, idx, score, member, idxTTL, now.UnixMilli(), must)
+	c.sendEval(register, idx, member, px, idxTTL, must, createWindow.Milliseconds(), recheck.Milliseconds())
 }
 
 // registered reads register's reply: whether the member was added, which
@@ -119,44 +167,63 @@ func registered(r any) (added bool, due []string, err error) {
 	return n == 1, due, err
 }
 
-// check looks up the tokens named by members of idx, drops the entries of
-// those gone, re-scores the live ones, and returns how many live. Each entry
-// costs one check per expiry it outlives, so the work is amortised over the
-// calls that made it.
-func (s *Store) check(c *conn, idx string, members []string) (int, error) {
+// prune looks up the tokens named by members of idx, drops the entries that
+// are due and whose tokens are gone, makes the others due when their tokens
+// expire, and returns how many tokens live. Members that cannot name a token
+// (read back from Redis, they are not trusted) are dropped unread. Each
+// entry costs one check per expiry it outlives, so the work is amortised
+// over the calls that made it.
+func (s *Store) prune(c *conn, idx string, members []string) (int, error) {
+	members, bad := validMembers(members)
+	if len(bad) > 0 {
+		c.send("ZREM", append([]any{idx}, bad...)...)
+		if _, err := c.pipe(1); err != nil {
+			return 0, err
+		}
+	}
+	if len(members) == 0 {
+		return 0, nil
+	}
+	start := time.Now()
 	for _, m := range members {
-		c.send("PTTL", s.keyOf(m))
+		c.send("PTTL", s.memberKey(m))
 	}
 	rs, err := c.pipe(len(members))
 	if err != nil {
 		return 0, err
 	}
-	now := time.Now()
-	live, writes := 0, 0
+	live := 0
+	args := []any{idx, recheck.Milliseconds()}
 	for i, r := range rs {
 		ms, err := redis.Int64(r, nil)
 		if err != nil {
 			return 0, err
 		}
-		switch {
-		case ms == -2:
-			c.send("ZREM", idx, members[i])
-		case ms == -1:
-			c.send("ZADD", idx, "XX", "+inf", members[i])
-		default:
-			c.send("ZADD", idx, "XX", now.UnixMilli()+ms, members[i])
-		}
-		writes++
 		if ms != -2 {
 			live++
 		}
+		args = append(args, members[i], ms)
 	}
-	if writes > 0 {
-		if _, err := c.pipe(writes); err != nil {
-			return 0, err
+	if time.Since(start) > createWindow/2 {
+		// What was read may predate tokens written since: judge nothing.
+		return live, nil
+	}
+	_, err = c.eval(rescore, args...)
+	return live, err
+}
+
+// validMembers splits members read from an index into those that name a
+// token and the others.
+func validMembers(members []string) (ok []string, bad []any) {
+	ok = members[:0:0]
+	for _, m := range members {
+		if validMember(m) {
+			ok = append(ok, m)
+		} else {
+			bad = append(bad, m)
 		}
 	}
-	return live, nil
+	return ok, bad
 }
 
 // userConn checks what DieAll and Count need and takes a connection.
@@ -186,54 +253,61 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 		return 0, wrap(op, err)
 	}
 	lockMember := "!" + hex.EncodeToString(l[:])
-	now := time.Now()
+	ttl := lockTTL
+	if dl, ok := ctx.Deadline(); ok {
+		ttl = min(ttl, time.Until(dl)+lockSlack)
+	}
 	for _, id := range ids {
-		c.sendEval(lock, s.indexKey(id), lockMember, -now.Add(lockTTL).UnixMilli(), now.UnixMilli())
+		c.sendEval(lock, s.indexKey(id), lockMember, max(ttl.Milliseconds(), 1))
 	}
 	rs, err := c.pipe(len(ids))
-	if err != nil {
-		return 0, wrap(op, err)
-	}
 	var members []string
 	for _, r := range rs {
-		ms, err := redis.Strings(r, nil)
-		if err != nil {
-			return 0, wrap(op, err)
+		ms, rerr := redis.Strings(r, nil)
+		if rerr != nil {
+			err = rerr
+			break
 		}
 		members = append(members, ms...)
 	}
-	ended, err := s.end(&c, members)
+	members, bad := validMembers(members)
+	var ended []string
+	if err == nil {
+		ended, err = s.deleteTokens(&c, members)
+	}
 	for _, m := range members {
-		s.forget(s.keyOf(m))
+		s.forget(s.memberKey(m))
 	}
-	// Drop the locks and the entries of the tokens ended here. An entry
-	// whose DEL found nothing stays: its Set may have indexed it and not yet
-	// written it, and a later DieAll must still find it. Check prunes it
-	// once it is known dead.
-	for _, id := range ids {
-		args := []any{s.indexKey(id), lockMember}
+	// Drop the locks, the entries of the tokens ended here and those that
+	// cannot name a token. An entry whose DEL found nothing stays: its Set
+	// may have indexed it and not yet written it, and a later DieAll must
+	// still find it. A check prunes it once it is known dead. After a
+	// failure this runs on a fresh connection: a lock left behind would
+	// hold up Rotate until it expires.
+	cmds := make([][]any, len(ids))
+	for i, id := range ids {
+		cmds[i] = append([]any{"ZREM", s.indexKey(id), lockMember}, bad...)
 		for _, m := range ended {
-			args = append(args, m)
+			cmds[i] = append(cmds[i], m)
 		}
-		c.send("ZREM", args...)
 	}
-	if _, zerr := c.pipe(len(ids)); err == nil && zerr != nil {
-		err = zerr
+	if cerr := s.cleanup(ctx, &c, err != nil, cmds...); err == nil {
+		err = cerr
 	}
 	return len(ended), wrap(op, err)
 }
 
-// end deletes the tokens named by members, waiting for replicas when asked
-// to, and returns the members whose tokens were live.
-func (s *Store) end(c *conn, members []string) ([]string, error) {
+// deleteTokens deletes the tokens named by members, waiting for replicas
+// when asked to, and returns the members whose tokens were live.
+func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
-	per := 1 + b2i(s.capped)
+	per := 1 + b2i(s.maxAge > 0)
 	for _, m := range members {
-		key := s.keyOf(m)
+		key := s.memberKey(m)
 		c.send("DEL", key)
-		if s.capped {
+		if s.maxAge > 0 {
 			c.send("DEL", deadlineKey(key))
 		}
 	}
@@ -276,13 +350,24 @@ func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error)
 		if len(members) == 0 {
 			continue
 		}
-		live, err := s.check(&c, idx, members)
+		live, err := s.prune(&c, idx, members)
 		if err != nil {
 			return 0, wrap(op, err)
 		}
 		n += live
 	}
 	return n, nil
+}
+
+// rotation is one Rotate under way: the token it ends and the one it
+// issues.
+type rotation struct {
+	key, val, userID string    // the old token's key, stored value and user
+	deadline         int64     // absolute, in ms on the server's clock; -1 for none
+	tok, nkey, nval  string    // the new token, its key and stored value
+	oldIdx, newIdx   string    // the indexes of the old and the new token
+	indexed          []string  // the indexes that hold an entry of the new token
+	registered       time.Time // when the new token's entries were sent
 }
 
 func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, error) {
@@ -297,157 +382,167 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 		return "", wrap(op, err)
 	}
 	defer c.close()
-
-	// Read the user and how much absolute life is left.
-	c.send("GET", key)
+	r, err := s.readOld(&c, cd, key)
+	if err != nil {
+		return "", wrap(op, err)
+	}
+	if s.track {
+		if err := s.indexNew(ctx, &c, cd, r); err != nil {
+			return "", wrap(op, errors.Join(err, s.undoRotate(ctx, &c, r, false, err)))
+		}
+		if took := time.Since(r.registered); took > createWindow/2 {
+			err := fmt.Errorf("indexing the new token took %v, more than %v", took.Round(time.Millisecond), createWindow/2)
+			return "", wrap(op, errors.Join(err, s.undoRotate(ctx, &c, r, false, err)))
+		}
+	}
+	err = s.swap(&c, r)
 	switch {
-	case s.capped:
-		c.send("PTTL", deadlineKey(key))
-	case s.maxAge > 0:
-		c.send("PTTL", key)
+	case err == nil || errors.Is(err, ErrNotReplicated):
+		return r.tok, wrap(op, err)
+	case errors.Is(err, ErrNotFound):
+		return "", errors.Join(err, wrap(op, s.undoRotate(ctx, &c, r, true, nil)))
 	}
-	rs, err := c.pipe(1 + b2i(s.maxAge > 0))
+	return "", wrap(op, errors.Join(err, s.undoRotate(ctx, &c, r, true, err)))
+}
+
+// readOld reads the old token's user and absolute deadline, and draws the
+// new token.
+func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
+	v, err := c.eval(deadline, key, deadlineKey(key), b2i(s.capped), s.maxAge)
 	if err != nil {
-		return "", wrap(op, err)
+		return nil, err
 	}
-	if rs[0] == nil {
-		return "", ErrNotFound
+	if v == nil {
+		return nil, ErrNotFound
 	}
-	val, err := redis.String(rs[0], nil)
-	if err != nil {
-		return "", wrap(op, err)
+	vs, err := redis.Values(v, nil)
+	if err != nil || len(vs) != 2 {
+		return nil, fmt.Errorf("unexpected reply %v: %w", v, err)
 	}
-	left := s.maxAge
-	if s.maxAge > 0 {
-		ms, err := redis.Int64(rs[1], nil)
+	r := &rotation{key: key}
+	if r.val, err = redis.String(vs[0], nil); err != nil {
+		return nil, err
+	}
+	if r.deadline, err = redis.Int64(vs[1], nil); err != nil {
+		return nil, err
+	}
+	if r.userID, err = cd.open(key, r.val); err != nil {
+		return nil, err
+	}
+	if r.tok, r.nkey, err = s.newToken(); err != nil {
+		return nil, err
+	}
+	if r.nval, err = cd.seal(r.nkey, r.userID); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// indexNew indexes the new token beside the old one, but only while the old
+// one is still indexed and no DieAll is under way: otherwise DieAll might
+// miss the new token while ending the old one. When the new token belongs
+// in another index (Crypt's newest key after a key rotation), it is indexed
+// there too, and leaves the old index once the old token has ended. While a
+// DieAll is under way it waits, until ctx is done, for it to end the old
+// token or to show that the old token was not among those to end.
+func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) error {
+	r.oldIdx = s.indexKey(cd.indexID(r.userID, r.val))
+	r.newIdx = s.indexKey(cd.indexID(r.userID, r.nval))
+	px := s.px(s.maxAge)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		r.registered = time.Now()
+		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, s.member(r.key))
+		if r.newIdx != r.oldIdx {
+			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, "")
+		}
+		rs, err := c.pipe(1 + b2i(r.newIdx != r.oldIdx))
 		if err != nil {
-			return "", wrap(op, err)
+			r.indexed = []string{r.oldIdx, r.newIdx}
+			return err
 		}
-		if ms == -2 || ms == 0 || (ms == -1 && s.capped) {
-			return "", ErrNotFound
+		r.indexed = r.indexed[:0]
+		for i, idx := range []string{r.oldIdx, r.newIdx}[:len(rs)] {
+			added, _, rerr := registered(rs[i])
+			if added {
+				r.indexed = append(r.indexed, idx)
+			}
+			err = cmp.Or(err, rerr)
 		}
-		if ms > 0 {
-			left = ms
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errLocked) {
+			return err
+		}
+		if len(r.indexed) > 0 {
+			if err := s.undoRotate(ctx, c, r, false, nil); err != nil {
+				return err
+			}
+			r.indexed = r.indexed[:0]
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
 		}
 	}
-	userID, err := cd.open(key, val)
-	if err != nil {
-		return "", wrap(op, err)
-	}
-	tok, nkey, err := s.newToken()
-	if err != nil {
-		return "", wrap(op, err)
-	}
-	nval, err := cd.seal(nkey, userID)
-	if err != nil {
-		return "", wrap(op, err)
-	}
+}
 
-	var oldIdx, newIdx string
-	var added bool
+// swap creates the new token with the old one's deadline, then ends the old
+// one. The old token's DEL decides which of concurrent rotations wins; a
+// DieAll that ended it first wins over all of them. It returns ErrNotFound
+// when the old token was ended first or its deadline has passed.
+func (s *Store) swap(c *conn, r *rotation) error {
+	c.sendEval(setAt, r.nkey, deadlineKey(r.nkey), r.nval, s.ttl, r.deadline)
+	c.send("DEL", r.key) // alone, so its reply says whether this call ended it
+	c.send("DEL", deadlineKey(r.key))
+	writes := 3
 	if s.track {
-		// Index the new token beside the old one, but only while the old one
-		// is still indexed and no DieAll is under way: otherwise DieAll
-		// might miss the new token while ending the old one. When the new token belongs in another index
-		// (Crypt's keys[0] after a key rotation), it is indexed there too and
-		// leaves the old index once the old token has ended.
-		oldIdx = s.indexKey(cd.indexID(userID, val))
-		newIdx = s.indexKey(cd.indexID(userID, nval))
-		// While a DieAll is under way, wait for it: it will either end the
-		// old token or show it was not among those to end.
-		for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-			now := time.Now()
-			score := expiry(now, s.px(left))
-			s.sendRegister(&c, oldIdx, s.member(nkey), score, now, s.member(key))
-			if newIdx != oldIdx {
-				s.sendRegister(&c, newIdx, s.member(nkey), score, now, "")
-			}
-			rs, err := c.pipe(1 + b2i(newIdx != oldIdx))
-			if err != nil {
-				return "", wrap(op, err)
-			}
-			added, _, err = registered(rs[0])
-			if err == nil && len(rs) > 1 {
-				_, _, err = registered(rs[1])
-			}
-			if err == nil {
-				break
-			}
-			if newIdx != oldIdx {
-				c.do("ZREM", newIdx, s.member(nkey))
-			}
-			if !errors.Is(err, errLocked) {
-				return "", wrap(op, err)
-			}
-			select {
-			case <-ctx.Done():
-				return "", wrap(op, ctx.Err())
-			case <-time.After(wait):
-			}
-		}
-	}
-
-	// Create the new token, then end the old one. The old token's DEL
-	// decides which of concurrent rotations wins; a DieAll that ended it
-	// first wins over all of them.
-	if err := s.sendSet(&c, nkey, nval, left); err != nil {
-		return "", wrap(op, err)
-	}
-	c.send("DEL", key) // alone, so its reply says whether this call ended it
-	writes := 2
-	if s.capped {
-		c.send("DEL", deadlineKey(key))
+		c.send("ZREM", r.oldIdx, s.member(r.key))
 		writes++
-	}
-	if s.track {
-		c.send("ZREM", oldIdx, s.member(key))
-		writes++
-		if newIdx != oldIdx {
-			c.send("ZREM", oldIdx, s.member(nkey))
+		if r.newIdx != r.oldIdx {
+			c.send("ZREM", r.oldIdx, s.member(r.nkey))
 			writes++
 		}
 	}
-	waits := s.sendWait(&c)
-	rs, err = c.pipe(writes + waits)
+	waits := s.sendWait(c)
+	rs, err := c.pipe(writes + waits)
 	if err != nil {
-		return "", wrap(op, err)
+		return err
 	}
 	for _, r := range rs[:writes] {
 		if e, ok := r.(redis.Error); ok {
-			return "", wrap(op, e)
+			return e
 		}
 	}
-	ended, _ := redis.Int(rs[1], nil)
-	switch {
-	case !created(rs[0]):
-		// A collision: the old token is ended all the same, which fails safe.
-		if s.track && added {
-			c.send("ZREM", oldIdx, s.member(nkey))
-			c.send("ZREM", newIdx, s.member(nkey))
-			c.do("")
-		}
-		return "", fmt.Errorf("sesh: %s: new token collided with a live one; Rand is not random", op)
-	case ended == 0:
-		// Another Rotate, Die or DieAll ended the old token first.
-		c.send("DEL", s.keysOf(nkey)...)
-		if s.track {
-			c.send("ZREM", oldIdx, s.member(nkey))
-			c.send("ZREM", newIdx, s.member(nkey))
-		}
-		if _, err := c.do(""); err != nil {
-			return "", wrap(op, err)
-		}
-		return "", ErrNotFound
+	switch ended, _ := redis.Int(rs[1], nil); {
+	case rs[0] == int64(0):
+		// The old token is ended all the same, which fails safe.
+		return errors.New("new token collided with a live one; Rand is not random")
+	case rs[0] == int64(-1) || ended == 0:
+		// The deadline has passed, or another Rotate, Die or DieAll ended
+		// the old token first.
+		return ErrNotFound
 	}
 	if waits > 0 {
-		return tok, wrap(op, s.waited(rs[len(rs)-1]))
+		return s.waited(rs[len(rs)-1])
 	}
-	return tok, nil
+	return nil
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
+// undoRotate takes back what a Rotate that lost or failed wrote: the new
+// token's index entries and, when written is set, the new token. After a
+// failure (cause not nil) it runs on a fresh connection.
+func (s *Store) undoRotate(ctx context.Context, c *conn, r *rotation, written bool, cause error) error {
+	var cmds [][]any
+	if written {
+		cmds = append(cmds, []any{"DEL", r.nkey, deadlineKey(r.nkey)})
 	}
-	return 0
+	for _, idx := range r.indexed {
+		cmds = append(cmds, []any{"ZREM", idx, s.member(r.nkey)})
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	return s.cleanup(ctx, c, cause != nil, cmds...)
 }

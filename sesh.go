@@ -88,7 +88,8 @@ var ErrNotReplicated = errors.New("sesh: not acknowledged by enough replicas")
 // prefix "sesh", a 24-hour idle TTL, no absolute limit.
 type Options struct {
 	// Prefix is the key namespace. Every key the Store writes starts with
-	// Prefix + ":". When empty, "sesh" is used. It may not hold white space.
+	// Prefix + ":". When empty, "sesh" is used. It may not hold white space
+	// or braces.
 	Prefix string
 
 	// TTL is the idle lifetime set by Set and restored by Liv (and by Get
@@ -153,7 +154,7 @@ type Store struct {
 	prefix   string // Prefix + ":"
 	ttl      int64  // idle lifetime in ms; 0 means none
 	maxAge   int64  // absolute lifetime in ms; 0 means none
-	capped   bool   // idle TTL shorter than MaxAge: a deadline key rides along
+	capped   bool   // idle TTL shorter than MaxAge: a token without its deadline key is ended
 	sliding  bool
 	track    bool
 	rand     io.Reader
@@ -178,6 +179,11 @@ func New(p Pool, o Options) (*Store, error) {
 	}
 	if strings.IndexFunc(o.Prefix, unicode.IsSpace) >= 0 {
 		return nil, fmt.Errorf("sesh: new: Prefix %q holds white space", o.Prefix)
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		// A brace would make Redis Cluster hash a token key and its deadline
+		// key by different tags.
+		return nil, fmt.Errorf("sesh: new: Prefix %q holds a brace, { or }, which Redis Cluster reads as a hash tag", o.Prefix)
 	}
 	switch {
 	case o.TTL == 0:

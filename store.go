@@ -12,7 +12,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// script is a Lua script run by hash, with its source at hand for EVAL.
+// script is a Lua script run by hash, with its source at hand for EVAL. It is
+// not redigo's redis.Script because conn is not a redis.Conn: conn bounds a
+// connection without DoContext (redisc's) by ctx, which Script.DoContext
+// refuses and Script.Do cannot.
 type script struct {
 	keys      int
 	src, hash string
@@ -37,15 +40,25 @@ func (c *conn) eval(sc *script, keysAndArgs ...any) (any, error) {
 
 // sendEval queues sc with its source, so that a pipeline never meets
 // NOSCRIPT (a script cache does not survive a restart or a failover).
-func (c *conn) sendEval(sc *script, keysAndArgs ...any) error {
+func (c *conn) sendEval(sc *script, keysAndArgs ...any) {
 	args := make([]any, 0, 2+len(keysAndArgs))
-	return c.send("EVAL", append(append(args, sc.src, sc.keys), keysAndArgs...)...)
+	c.send("EVAL", append(append(args, sc.src, sc.keys), keysAndArgs...)...)
 }
 
-// Scripts for the capped mode, where the idle TTL is shorter than MaxAge and
-// a deadline key (same hash slot) carries the absolute deadline as its own
-// expiry. A token key never outlives its deadline key; one found without
-// it predates MaxAge and cannot prove its age, so it is ended.
+// nowMS is Lua that sets now to the server's clock in ms. Every time
+// compared across round trips or processes is the server's, so neither a
+// gap between round trips nor an app server's clock can move a deadline.
+const nowMS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// Scripts for tokens with a deadline. Whenever MaxAge is set, a deadline key
+// (same hash slot) carries the token's absolute deadline as its own expiry,
+// and whatever restarts an idle TTL consults it, whatever the caller's
+// Options: no Store can extend a token past the deadline its Set gave it.
+// In the capped mode, where the idle TTL is shorter than MaxAge, a token key
+// found without its deadline key predates MaxAge and cannot prove its age,
+// so it is ended; elsewhere a token without one has no deadline.
 var (
 	// KEYS: token, deadline. ARGV: value, idle ms, deadline ms.
 	setCapped = newScript(2, `
@@ -53,22 +66,78 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 en
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 1`)
 
-	// KEYS: token, deadline. ARGV: idle ms.
-	livCapped = newScript(2, `
-local d = redis.call('PTTL', KEYS[2])
-if d <= 0 then redis.call('DEL', KEYS[1]) return 0 end
-local t = tonumber(ARGV[1])
-if d < t then t = d end
-return redis.call('PEXPIRE', KEYS[1], t)`)
+	// setAt creates a token that ends at an absolute deadline on the
+	// server's clock (-1: none), and at most idle ms (0: none) from now. It
+	// returns 1, 0 when the key exists, and -1 when the deadline has passed.
+	//
+	// KEYS: token, deadline. ARGV: value, idle ms, deadline (ms since the epoch).
+	setAt = newScript(2, nowMS+`
+local px, dl, left = tonumber(ARGV[2]), tonumber(ARGV[3]), 0
+if dl >= 0 then
+  left = dl - now
+  if left <= 0 then return -1 end
+  if px == 0 or left < px then px = left end
+end
+local ok
+if px > 0 then ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', px)
+else ok = redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+if not ok then return 0 end
+if dl >= 0 then redis.call('SET', KEYS[2], '1', 'PX', left) end
+return 1`)
 
-	// KEYS: token, deadline. ARGV: idle ms.
-	getCapped = newScript(2, `
+	// deadline reads a token for Rotate: its value and its absolute
+	// deadline on the server's clock (-1: none), or nil when it is not live.
+	//
+	// KEYS: token, deadline. ARGV: strict ('1' in capped mode), MaxAge ms.
+	deadline = newScript(2, `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
+`+nowMS+`
 local d = redis.call('PTTL', KEYS[2])
-if d <= 0 then redis.call('DEL', KEYS[1]) return false end
+if d < 0 then
+  if ARGV[1] == '1' then return false end
+  local m = tonumber(ARGV[2])
+  if m > 0 then
+    -- Set before deadline keys were written whenever MaxAge is set: the
+    -- token's own expiry is its deadline.
+    d = redis.call('PTTL', KEYS[1])
+    if d == -1 then d = m end
+  end
+end
+if d == 0 then return false end
+if d < 0 then return {v, -1} end
+return {v, string.format('%.0f', now + d)}`)
+
+	// restart restarts a token's idle TTL, capped by its deadline key.
+	//
+	// KEYS: token, deadline. ARGV: idle ms, strict ('1' in capped mode).
+	restart = newScript(2, `
 local t = tonumber(ARGV[1])
-if d < t then t = d end
+local d = redis.call('PTTL', KEYS[2])
+if d >= 0 then
+  if d == 0 then redis.call('DEL', KEYS[1]) return 0 end
+  if d < t then t = d end
+elseif ARGV[2] == '1' then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return redis.call('PEXPIRE', KEYS[1], t)`)
+
+	// getRestart is GET and restart in one.
+	//
+	// KEYS: token, deadline. ARGV: idle ms, strict ('1' in capped mode).
+	getRestart = newScript(2, `
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local t = tonumber(ARGV[1])
+local d = redis.call('PTTL', KEYS[2])
+if d >= 0 then
+  if d == 0 then redis.call('DEL', KEYS[1]) return false end
+  if d < t then t = d end
+elseif ARGV[2] == '1' then
+  redis.call('DEL', KEYS[1])
+  return false
+end
 redis.call('PEXPIRE', KEYS[1], t)
 return v`)
 )
@@ -86,14 +155,13 @@ func (s *Store) px(left int64) int64 {
 	}
 }
 
-// setCmd is the command that creates a token key holding val, with left
-// ms of absolute life: one SET NX PX, or in capped mode one script (sent
-// with its source, so a pipeline never meets NOSCRIPT) that also writes the
-// deadline key.
-func (s *Store) setCmd(key, val string, left int64) (string, []any) {
-	switch px := s.px(left); {
-	case s.capped:
-		return "EVAL", []any{setCapped.src, setCapped.keys, key, deadlineKey(key), val, px, left}
+// setCmd is the command that creates a token key holding val: one
+// SET NX PX, or with MaxAge one script (sent with its source, so a pipeline
+// never meets NOSCRIPT) that also writes the deadline key.
+func (s *Store) setCmd(key, val string) (string, []any) {
+	switch px := s.px(s.maxAge); {
+	case s.maxAge > 0:
+		return "EVAL", []any{setCapped.src, setCapped.keys, key, deadlineKey(key), val, px, s.maxAge}
 	case px > 0:
 		return "SET", []any{key, val, "NX", "PX", px}
 	default:
@@ -101,22 +169,9 @@ func (s *Store) setCmd(key, val string, left int64) (string, []any) {
 	}
 }
 
-// sendSet queues setCmd.
-func (s *Store) sendSet(c *conn, key, val string, left int64) error {
-	cmd, args := s.setCmd(key, val, left)
-	return c.send(cmd, args...)
-}
-
-// created reports whether a reply to sendSet's command created the key.
-func created(r any) bool { return r != nil && r != int64(0) }
-
-// expiry is the index score of a token created now with px ms to live.
-func expiry(now time.Time, px int64) any {
-	if px == 0 {
-		return "+inf"
-	}
-	return now.UnixMilli() + px
-}
+// created reports whether a reply to setCmd's or setAt's command created
+// the key.
+func created(r any) bool { return r == int64(1) || r == "OK" }
 
 func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error) {
 	const op = "set"
@@ -137,7 +192,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 		if err != nil {
 			return "", wrap(op, err)
 		}
-		ok, err := s.create(&c, cd, userID, key, val)
+		ok, err := s.create(ctx, &c, cd, userID, key, val)
 		if err != nil {
 			return "", wrap(op, err)
 		}
@@ -150,56 +205,90 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 
 // create writes a new token key, indexing it first when tracking users, and
 // reports false when the key already existed.
-func (s *Store) create(c *conn, cd codec, userID, key, val string) (bool, error) {
+func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val string) (bool, error) {
+	cmd, args := s.setCmd(key, val)
 	if !s.track {
-		cmd, args := s.setCmd(key, val, s.maxAge)
 		r, err := c.do(cmd, args...)
 		return created(r), err
 	}
 	// The index entry goes first, in the same round trip: a crash between
 	// the two leaves a harmless dangling entry, never an unindexed token.
 	idx := s.indexKey(cd.indexID(userID, ""))
-	now := time.Now()
-	if err := s.sendRegister(c, idx, s.member(key), expiry(now, s.px(s.maxAge)), now, ""); err != nil {
-		return false, err
-	}
-	if err := s.sendSet(c, key, val, s.maxAge); err != nil {
-		return false, err
-	}
+	member := s.member(key)
+	s.sendRegister(c, idx, member, s.px(s.maxAge), "")
+	c.send(cmd, args...)
 	rs, err := c.pipe(2)
 	if err != nil {
+		// Whether the token was written is unknown: it must not live
+		// unindexed, and its entry goes once it is known dead.
+		s.cleanup(ctx, c, true, []any{"DEL", key, deadlineKey(key)})
 		return false, err
 	}
 	added, due, regErr := registered(rs[0])
 	if e, ok := rs[1].(redis.Error); ok {
-		return false, e
+		regErr = errors.Join(regErr, e)
 	}
 	ok := created(rs[1])
-	if regErr != nil {
+	switch {
+	case regErr != nil && ok:
 		// The token must not live unindexed.
-		if ok {
-			_, _ = c.do("DEL", s.keysOf(key)...)
-		}
+		return false, errors.Join(regErr, s.cleanup(ctx, c, false, []any{"DEL", key, deadlineKey(key)}))
+	case regErr != nil:
 		return false, regErr
-	}
-	if !ok {
+	case !ok:
 		// The key was another token's: take back the entry if it was ours.
 		if added {
-			_, err = c.do("ZREM", idx, s.member(key))
+			err = s.cleanup(ctx, c, false, []any{"ZREM", idx, member})
 		}
 		return false, err
 	}
 	if len(due) > 0 {
-		if _, err := s.check(c, idx, due); err != nil {
+		if _, err := s.prune(c, idx, due); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
 }
 
-// keysOf lists a token's keys: its own and, in capped mode, its deadline.
+// cleanup runs cmds, each a command and its arguments, to put back what a
+// failed or losing operation left behind. When failed, c may be broken or
+// its context done, so cmds run on a fresh connection, bounded by
+// cleanupTimeout whatever ctx says. Other cleanups run on c.
+func (s *Store) cleanup(ctx context.Context, c *conn, failed bool, cmds ...[]any) error {
+	if failed {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		fresh, err := s.conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer fresh.close()
+		c = &fresh
+	}
+	for _, cmd := range cmds {
+		c.send(cmd[0].(string), cmd[1:]...)
+	}
+	rs, err := c.pipe(len(cmds))
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if e, ok := r.(redis.Error); ok {
+			return e
+		}
+	}
+	return nil
+}
+
+// cleanupTimeout bounds a cleanup after a failed or cancelled operation,
+// which has a fresh connection and its own time. What it leaves undone is
+// harmless or bounded: an index entry of a dead token, pruned later, or a
+// DieAll lock, which expires.
+const cleanupTimeout = time.Second
+
+// keysOf lists a token's keys: its own and, with MaxAge, its deadline.
 func (s *Store) keysOf(key string) []any {
-	if s.capped {
+	if s.maxAge > 0 {
 		return []any{key, deadlineKey(key)}
 	}
 	return []any{key}
@@ -216,6 +305,17 @@ func (s *Store) get(ctx context.Context, cd codec, token string) (string, error)
 	return s.fetch(ctx, cd, key)
 }
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// restarts reports whether the idle TTL can be restarted: there is one, and
+// it is shorter than MaxAge.
+func (s *Store) restarts() bool { return s.ttl > 0 && (s.maxAge == 0 || s.capped) }
+
 // fetch is Get on Redis alone: one round trip, which restarts the TTL when
 // Sliding.
 func (s *Store) fetch(ctx context.Context, cd codec, key string) (string, error) {
@@ -226,12 +326,9 @@ func (s *Store) fetch(ctx context.Context, cd codec, key string) (string, error)
 	}
 	defer c.close()
 	var v any
-	switch {
-	case s.sliding && s.capped:
-		v, err = c.eval(getCapped, key, deadlineKey(key), s.ttl)
-	case s.sliding && s.ttl > 0 && s.maxAge == 0:
-		v, err = c.do("GETEX", key, "PX", s.ttl)
-	default:
+	if s.sliding && s.restarts() {
+		v, err = c.eval(getRestart, key, deadlineKey(key), s.ttl, b2i(s.capped))
+	} else {
 		v, err = c.do("GET", key)
 	}
 	if err != nil {
@@ -260,13 +357,10 @@ func (s *Store) liv(ctx context.Context, token string) error {
 	}
 	defer c.close()
 	var v any
-	switch {
-	case s.capped:
-		v, err = c.eval(livCapped, key, deadlineKey(key), s.ttl)
-	case s.ttl > 0 && s.maxAge == 0:
+	if s.restarts() {
 		// PEXPIRE never creates a key, so an ended token stays ended.
-		v, err = c.do("PEXPIRE", key, s.ttl)
-	default:
+		v, err = c.eval(restart, key, deadlineKey(key), s.ttl, b2i(s.capped))
+	} else {
 		// Forever, or a TTL no shorter than MaxAge: nothing to extend.
 		v, err = c.do("EXISTS", key)
 	}
@@ -300,7 +394,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	} else {
 		c.send("DEL", key)
 	}
-	if s.capped {
+	if s.maxAge > 0 {
 		c.send("DEL", deadlineKey(key))
 		n++
 	}

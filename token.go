@@ -58,9 +58,22 @@ func (s *Store) member(key string) string {
 	return key[len(s.prefix)+1 : len(key)-1]
 }
 
-// keyOf turns an index member back into a token key.
-func (s *Store) keyOf(member string) string {
+// memberKey turns an index member back into a token key.
+func (s *Store) memberKey(member string) string {
 	return s.prefix + "{" + member + "}"
+}
+
+// validMember reports whether m, read back from an index, can name a token
+// key: a SHA-256 in strict unpadded base64url.
+func validMember(m string) bool {
+	if len(m) != tokenLen {
+		return false
+	}
+	var buf [tokenLen]byte
+	var raw [32]byte
+	copy(buf[:], m)
+	n, err := b64.Decode(raw[:], buf[:])
+	return err == nil && n == len(raw)
 }
 
 // indexKey is the key of a user's index: Prefix:u:<id>.
