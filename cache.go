@@ -201,8 +201,12 @@ func (c *cache) shard(token string) *shard {
 }
 
 // bucket picks key's invalidation count by the first characters of its hash.
+// A key too short to hold a hash (none that sesh writes) takes bucket 0.
 func (c *cache) bucket(key string) uint32 {
 	i := len(c.s.prefix) + 1
+	if len(key) < i+2 {
+		return 0
+	}
 	return uint32(b64Index[key[i]])<<6 | uint32(b64Index[key[i+1]])
 }
 
@@ -371,23 +375,30 @@ func (sh *shard) remove(e *entry) {
 // entry is dead at once; freeing it waits for its shard's lock, which a
 // busy process may be slow to grant.
 func (c *cache) forget(key string) {
+	e := c.kill(key)
+	if e == nil {
+		return
+	}
+	sh := c.shard(e.token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[e.token] == e {
+		sh.remove(e)
+	}
+}
+
+// kill fails the fills of key under way, marks its entry dead and returns
+// it, or nil.
+func (c *cache) kill(key string) *entry {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.seq[c.bucket(key)].Add(1)
 	e := c.keys[key]
 	if e != nil {
 		e.dead.Store(true)
 		delete(c.keys, key)
 	}
-	c.mu.Unlock()
-	if e == nil {
-		return
-	}
-	sh := c.shard(e.token)
-	sh.mu.Lock()
-	if sh.m[e.token] == e {
-		sh.remove(e)
-	}
-	sh.mu.Unlock()
+	return e
 }
 
 // reset moves the epoch on by step, which makes every entry stale at once,

@@ -493,7 +493,7 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 // DieAll that ended it first wins over all of them. It returns ErrNotFound
 // when the old token was ended first or its deadline has passed.
 func (s *Store) swap(c *conn, r *rotation) error {
-	c.sendEval(setAt, r.nkey, deadlineKey(r.nkey), r.nval, s.ttl, r.deadline)
+	c.sendEval(create, r.nkey, deadlineKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
 	c.send("DEL", r.key) // alone, so its reply says whether this call ended it
 	c.send("DEL", deadlineKey(r.key))
 	writes := 3

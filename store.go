@@ -45,68 +45,75 @@ func (c *conn) sendEval(sc *script, keysAndArgs ...any) {
 	c.send("EVAL", append(append(args, sc.src, sc.keys), keysAndArgs...)...)
 }
 
-// nowMS is Lua that sets now to the server's clock in ms. Every time
-// compared across round trips or processes is the server's, so neither a
-// gap between round trips nor an app server's clock can move a deadline.
+// nowMS is Lua that sets now to the server's wall clock in ms. It is read
+// once, when a deadline is first set; from then on the deadline is carried
+// as that absolute time, never as a remaining life, so no gap between round
+// trips, no app server's clock and no drift between TIME and Redis's own
+// expiry clock can move it.
 const nowMS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // Scripts for tokens with a deadline. Whenever MaxAge is set, a deadline key
-// (same hash slot) carries the token's absolute deadline as its own expiry,
-// and whatever restarts an idle TTL consults it, whatever the caller's
-// Options: no Store can extend a token past the deadline its Set gave it.
-// In the capped mode, where the idle TTL is shorter than MaxAge, a token key
-// found without its deadline key predates MaxAge and cannot prove its age,
-// so it is ended; elsewhere a token without one has no deadline.
+// (same hash slot) holds the token's absolute deadline, in ms since the
+// epoch, and expires at it (PXAT). Whatever restarts an idle TTL consults
+// it, whatever the caller's Options, so no Store can extend a token past
+// the deadline its Set gave it. In the capped mode, where the idle TTL is
+// shorter than MaxAge, a token key found without its deadline key predates
+// MaxAge and cannot prove its age, so it is ended; elsewhere a token without
+// one has no deadline.
 var (
-	// KEYS: token, deadline. ARGV: value, idle ms, deadline ms.
-	setCapped = newScript(2, `
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
-return 1`)
-
-	// setAt creates a token that ends at an absolute deadline on the
-	// server's clock (-1: none), and at most idle ms (0: none) from now. It
-	// returns 1, 0 when the key exists, and -1 when the deadline has passed.
+	// create creates a token key that lives idle ms (0: no idle expiry),
+	// and with a deadline (ARGV[3] > 0, or now + MaxAge when 0) writes the
+	// deadline key and caps the token at it. It returns 1, 0 when the key
+	// exists, and -1 when the deadline has passed.
 	//
-	// KEYS: token, deadline. ARGV: value, idle ms, deadline (ms since the epoch).
-	setAt = newScript(2, nowMS+`
-local px, dl, left = tonumber(ARGV[2]), tonumber(ARGV[3]), 0
-if dl >= 0 then
-  left = dl - now
-  if left <= 0 then return -1 end
+	// KEYS: token, deadline. ARGV: value, idle ms, deadline (-1: none), MaxAge ms.
+	create = newScript(2, `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local px, dl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if dl == 0 then
+  `+nowMS+`
+  dl = now + tonumber(ARGV[4])
+end
+if dl > 0 then
+  local at = string.format('%.0f', dl)
+  redis.call('SET', KEYS[2], at, 'PXAT', at)
+  local left = redis.call('PTTL', KEYS[2])
+  if left <= 0 then
+    redis.call('DEL', KEYS[2])
+    return -1
+  end
   if px == 0 or left < px then px = left end
 end
-local ok
-if px > 0 then ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', px)
-else ok = redis.call('SET', KEYS[1], ARGV[1], 'NX') end
-if not ok then return 0 end
-if dl >= 0 then redis.call('SET', KEYS[2], '1', 'PX', left) end
+if px > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+else redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`)
 
 	// deadline reads a token for Rotate: its value and its absolute
-	// deadline on the server's clock (-1: none), or nil when it is not live.
+	// deadline (-1: none), or nil when it is not live.
 	//
 	// KEYS: token, deadline. ARGV: strict ('1' in capped mode), MaxAge ms.
 	deadline = newScript(2, `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-`+nowMS+`
-local d = redis.call('PTTL', KEYS[2])
-if d < 0 then
+local left = redis.call('PTTL', KEYS[2])
+if left >= 0 then
+  if left == 0 then return false end
+  local dl = tonumber(redis.call('GET', KEYS[2]))
+  if dl and dl > 1 then return {v, string.format('%.0f', dl)} end
+  -- A deadline key from before sesh wrote the deadline into it.
+else
   if ARGV[1] == '1' then return false end
-  local m = tonumber(ARGV[2])
-  if m > 0 then
-    -- Set before deadline keys were written whenever MaxAge is set: the
-    -- token's own expiry is its deadline.
-    d = redis.call('PTTL', KEYS[1])
-    if d == -1 then d = m end
-  end
+  if tonumber(ARGV[2]) == 0 then return {v, -1} end
+  -- Set before deadline keys were written whenever MaxAge is set: the
+  -- token's own expiry is its deadline.
+  left = redis.call('PTTL', KEYS[1])
+  if left == -1 then left = tonumber(ARGV[2]) end
+  if left <= 0 then return false end
 end
-if d == 0 then return false end
-if d < 0 then return {v, -1} end
-return {v, string.format('%.0f', now + d)}`)
+`+nowMS+`
+return {v, string.format('%.0f', now + left)}`)
 
 	// restart restarts a token's idle TTL, capped by its deadline key.
 	//
@@ -159,17 +166,17 @@ func (s *Store) px(left int64) int64 {
 // SET NX PX, or with MaxAge one script (sent with its source, so a pipeline
 // never meets NOSCRIPT) that also writes the deadline key.
 func (s *Store) setCmd(key, val string) (string, []any) {
-	switch px := s.px(s.maxAge); {
+	switch {
 	case s.maxAge > 0:
-		return "EVAL", []any{setCapped.src, setCapped.keys, key, deadlineKey(key), val, px, s.maxAge}
-	case px > 0:
-		return "SET", []any{key, val, "NX", "PX", px}
+		return "EVAL", []any{create.src, create.keys, key, deadlineKey(key), val, s.ttl, 0, s.maxAge}
+	case s.ttl > 0:
+		return "SET", []any{key, val, "NX", "PX", s.ttl}
 	default:
 		return "SET", []any{key, val, "NX"}
 	}
 }
 
-// created reports whether a reply to setCmd's or setAt's command created
+// created reports whether a reply to setCmd's command or to create created
 // the key.
 func created(r any) bool { return r == int64(1) || r == "OK" }
 

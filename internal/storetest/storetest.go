@@ -84,6 +84,12 @@ func Run(t *testing.T, b Backend) {
 		{"Rotate", testRotate},
 		{"RotateRace", testRotateRace},
 		{"DieAllStress", testDieAllStress},
+		{"RotateDeadline", testRotateDeadline},
+		{"Creating", testCreating},
+		{"StaleLock", testStaleLock},
+		{"ContextBound", testContextBound},
+		{"BadMembers", testBadMembers},
+		{"DeadlineCaps", testDeadlineCaps},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
