@@ -265,7 +265,7 @@ func testContextBound(t *testing.T, b Backend) {
 	waiting := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, Replicas: 9, ReplicaTimeout: wait})
 	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true})
 	ops := map[string]func(context.Context) error{
-		"die":    func(ctx context.Context) error { return waiting.Die(ctx, set(t, s, "alice")) },
+		"die": func(ctx context.Context) error { return waiting.Die(ctx, set(t, s, "alice")) },
 		"dieall": func(ctx context.Context) error {
 			set(t, s, "alice")
 			_, err := waiting.DieAll(ctx, "alice")
