@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -104,6 +105,42 @@ const (
 	lockTTL   = 10 * time.Second
 	lockSlack = time.Second
 )
+
+// checkEviction refuses a maxmemory-policy under which Redis may evict a
+// user's index: DieAll would then end nothing and report success. Every
+// allkeys-* policy may evict it, and a volatile-* policy may once it has an
+// expiry, which it has with MaxAge. Where Redis does not say (INFO refused
+// by an ACL or renamed, miniredis), New goes on; the README asks operators
+// to check.
+func (s *Store) checkEviction() error {
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	c, err := s.conn(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot read maxmemory-policy: %w", err)
+	}
+	defer c.close()
+	info, err := redis.String(c.do("INFO", "memory"))
+	if _, ok := err.(redis.Error); ok {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read maxmemory-policy: %w", err)
+	}
+	var policy string
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+			policy = v
+		}
+	}
+	switch {
+	case strings.HasPrefix(policy, "allkeys-"):
+		return fmt.Errorf("Redis's maxmemory-policy is %s, which may evict a user's index, so that DieAll misses its tokens; use noeviction, or a volatile-* policy without MaxAge", policy)
+	case strings.HasPrefix(policy, "volatile-") && s.maxAge > 0:
+		return fmt.Errorf("Redis's maxmemory-policy is %s, which may evict a user's index, which expires with MaxAge, so that DieAll misses its tokens; use noeviction", policy)
+	}
+	return nil
+}
 
 // errLocked is register's answer while a DieAll is under way.
 var errLocked = errors.New("a DieAll of this user is under way")

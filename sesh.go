@@ -166,7 +166,10 @@ type Store struct {
 // New returns a Store that keeps its tokens in the Redis behind p.
 // It returns an error naming the field when o is invalid.
 //
-// Without a cache New does no I/O. With Options.CacheSize it takes a
+// Without TrackUsers or a cache New does no I/O. With Options.TrackUsers it
+// reads Redis's maxmemory-policy (INFO memory), within 5 seconds, and
+// returns an error naming TrackUsers when Redis cannot be reached or may
+// evict a user's index (see the README). With Options.CacheSize it takes a
 // connection from p and turns CLIENT TRACKING on, within 5 seconds; it
 // returns an error naming CacheSize when Redis cannot be reached, has no
 // CLIENT TRACKING (before Redis 6, miniredis) or is a Redis Cluster.
@@ -238,6 +241,11 @@ func New(p Pool, o Options) (*Store, error) {
 		s.ttl = o.TTL.Milliseconds()
 	}
 	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
+	if s.track {
+		if err := s.checkEviction(); err != nil {
+			return nil, fmt.Errorf("sesh: new: TrackUsers: %w", err)
+		}
+	}
 	if o.CacheSize > 0 {
 		c, err := newCache(s, o.CacheSize, o.CacheMaxStale)
 		if err != nil {
