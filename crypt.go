@@ -19,8 +19,11 @@ import (
 var ErrDecrypt = errors.New("sesh: stored value failed to decrypt")
 
 // Sealed value layout: version, key ID, nonce, then ciphertext with tag.
+// Version 2 seals with a subkey derived from the configured key by HKDF, as
+// it names the key and the indexes with subkeys of their own; version 1,
+// which used the configured key itself for all three, still opens.
 const (
-	sealVersion = 1
+	sealVersion = 2
 	kidLen      = 4
 	headerLen   = 1 + kidLen
 	nonceLen    = 12
@@ -43,10 +46,41 @@ type Crypt struct {
 	keys []cryptKey // keys[0] seals; every key opens
 }
 
+// cryptKey is one configured key, as each seal version uses it: v[0] for
+// version 1, v[1] for version 2.
 type cryptKey struct {
+	v [2]sealer
+}
+
+type sealer struct {
 	kid   [kidLen]byte
 	aead  cipher.AEAD
-	index []byte // HMAC key naming user indexes of values sealed by this key
+	index []byte // HMAC key naming user indexes of values sealed by this sealer
+}
+
+// newSealers derives what each seal version uses from the configured key k:
+// version 1 used k itself for the cipher and for two HMACs, version 2 uses
+// a separate HKDF-SHA256 subkey for each.
+func newSealers(k []byte) (ck cryptKey, err error) {
+	v1 := [3][]byte{k, mac(k, "sesh key id v1"), mac(k, "sesh user index v1")}
+	var v2 [3][]byte
+	for i, label := range []string{"sesh seal v2", "sesh key id v2", "sesh user index v2"} {
+		if v2[i], err = hkdf.Key(sha256.New, k, nil, label, 32); err != nil {
+			return ck, err
+		}
+	}
+	for i, sub := range [][3][]byte{v1, v2} {
+		block, err := aes.NewCipher(sub[0])
+		if err != nil {
+			return ck, err
+		}
+		if ck.v[i].aead, err = cipher.NewGCM(block); err != nil {
+			return ck, err
+		}
+		copy(ck.v[i].kid[:], sub[1])
+		ck.v[i].index = sub[2]
+	}
+	return ck, nil
 }
 
 // NewCrypt returns a Crypt over s. Each key is 32 bytes; keys[0] seals new
@@ -70,18 +104,12 @@ func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 				return nil, fmt.Errorf("sesh: newcrypt: key %d repeats key %d", i, j)
 			}
 		}
-		block, err := aes.NewCipher(k)
+		ck, err := newSealers(k)
 		if err != nil {
 			return nil, fmt.Errorf("sesh: newcrypt: key %d: %w", i, err)
 		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("sesh: newcrypt: key %d: %w", i, err)
-		}
-		ck := cryptKey{aead: aead, index: mac(k, "sesh user index v1")}
-		copy(ck.kid[:], mac(k, "sesh key id v1"))
 		for j, o := range c.keys {
-			if o.kid == ck.kid {
+			if o.v[0].kid == ck.v[0].kid || o.v[1].kid == ck.v[1].kid {
 				return nil, fmt.Errorf("sesh: newcrypt: keys %d and %d share a key ID; draw a new key", j, i)
 			}
 		}
@@ -149,7 +177,7 @@ func (c *Crypt) Rotate(ctx context.Context, token string) (string, error) {
 // Nonces come from crypto/rand, never from Options.Rand: a repeated nonce
 // would break GCM.
 func (c *Crypt) seal(key, userID string) (string, error) {
-	k := &c.keys[0]
+	k := &c.keys[0].v[sealVersion-1]
 	out := make([]byte, headerLen+nonceLen, sealedMin+len(userID))
 	out[0] = sealVersion
 	copy(out[1:], k.kid[:])
@@ -162,7 +190,7 @@ func (c *Crypt) seal(key, userID string) (string, error) {
 
 // open decrypts a value sealed by seal under the same Redis key.
 func (c *Crypt) open(key, value string) (string, error) {
-	k := c.keyOf(value)
+	k := c.sealedBy(value)
 	if k == nil {
 		return "", ErrDecrypt
 	}
@@ -174,15 +202,15 @@ func (c *Crypt) open(key, value string) (string, error) {
 	return string(pt), nil
 }
 
-// keyOf returns the key that sealed value, or nil when value is not a
+// sealedBy returns the sealer that sealed value, or nil when value is not a
 // sealed value of a configured key.
-func (c *Crypt) keyOf(value string) *cryptKey {
-	if len(value) < sealedMin || value[0] != sealVersion {
+func (c *Crypt) sealedBy(value string) *sealer {
+	if len(value) < sealedMin || value[0] < 1 || value[0] > sealVersion {
 		return nil
 	}
 	for i := range c.keys {
-		if string(c.keys[i].kid[:]) == value[1:headerLen] {
-			return &c.keys[i]
+		if k := &c.keys[i].v[value[0]-1]; string(k.kid[:]) == value[1:headerLen] {
+			return k
 		}
 	}
 	return nil
@@ -196,21 +224,25 @@ func ad(header []byte, key string) []byte {
 // indexID names a user's index by an HMAC of the user ID under the key that
 // sealed value (keys[0] for a new value), so no key name reveals a user ID.
 func (c *Crypt) indexID(userID, value string) string {
-	k := &c.keys[0]
+	k := &c.keys[0].v[sealVersion-1]
 	if value != "" {
-		if o := c.keyOf(value); o != nil {
+		if o := c.sealedBy(value); o != nil {
 			k = o
 		}
 	}
 	return indexHMAC(k.index, userID)
 }
 
-// indexIDs lists the indexes a user may have, oldest key first: DieAll must
-// take keys[0]'s last, since Rotate moves tokens towards it.
+// indexIDs lists the indexes a user may have, oldest first: DieAll must
+// take keys[0]'s current one last, since Rotate moves tokens towards it.
+// Each key has one index per seal version, for the tokens sealed before an
+// upgrade.
 func (c *Crypt) indexIDs(userID string) []string {
-	ids := make([]string, len(c.keys))
-	for i := range c.keys {
-		ids[len(ids)-1-i] = indexHMAC(c.keys[i].index, userID)
+	ids := make([]string, 0, 2*len(c.keys))
+	for i := len(c.keys) - 1; i >= 0; i-- {
+		for _, v := range c.keys[i].v {
+			ids = append(ids, indexHMAC(v.index, userID))
+		}
 	}
 	return ids
 }

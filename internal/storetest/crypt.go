@@ -3,7 +3,12 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -136,5 +141,79 @@ func testCryptRotation(t *testing.T, b Backend) {
 		if _, err := sesh.NewCrypt(s, tc.keys...); err == nil || !strings.HasPrefix(err.Error(), "sesh: newcrypt: ") {
 			t.Errorf("NewCrypt with %s = %v", tc.name, err)
 		}
+	}
+}
+
+// sealV1 seals userID under the Redis key k as Crypt's first seal version
+// did: the configured key itself for AES-GCM, and an HMAC of it for the key
+// ID. It is written out here, from the format, not from sesh's code.
+func sealV1(t *testing.T, ck []byte, k, userID string) string {
+	t.Helper()
+	block, err := aes.NewCipher(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, _ := cipher.NewGCM(block)
+	kid := hmac.New(sha256.New, ck)
+	kid.Write([]byte("sesh key id v1"))
+	header := append([]byte{1}, kid.Sum(nil)[:4]...)
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	out := append(append([]byte{}, header...), nonce...)
+	return string(aead.Seal(out, nonce, []byte(userID), append(append([]byte{}, header...), k...)))
+}
+
+// indexV1 is the index key Crypt's first seal version gave userID.
+func indexV1(prefix string, ck []byte, userID string) string {
+	ik := hmac.New(sha256.New, ck)
+	ik.Write([]byte("sesh user index v1"))
+	m := hmac.New(sha256.New, ik.Sum(nil))
+	m.Write([]byte(userID))
+	return prefix + ":u:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// testCryptV1 checks that tokens sealed and indexed by the first seal
+// version, which used the configured key for everything, still resolve,
+// rotate into the current version, and are ended by DieAll after the
+// upgrade to HKDF subkeys.
+func testCryptV1(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := prefix(t)
+	ck := newKey(t)
+	c := newCrypt(t, newStore(t, b, sesh.Options{Prefix: p, TTL: time.Minute, TrackUsers: true}), ck)
+	var toks []string
+	for range 2 {
+		var tokRaw [32]byte
+		rand.Read(tokRaw[:])
+		tok := base64.RawURLEncoding.EncodeToString(tokRaw[:])
+		k := key(t, p, tok)
+		do(t, b, "SET", k, sealV1(t, ck, k, "alice"), "PX", 60000)
+		member := k[len(p)+2 : len(k)-1]
+		do(t, b, "ZADD", indexV1(p, ck, "alice"), time.Now().Add(time.Hour).UnixMilli(), member)
+		toks = append(toks, tok)
+	}
+	wantUser(t, c, toks[0], "alice")
+	count(t, c, "alice", 2)
+	rotated, err := c.Rotate(ctx, toks[1])
+	if err != nil {
+		t.Fatalf("Rotate of a version 1 token: %v", err)
+	}
+	if v := raw(t, b, key(t, p, rotated)); v[0] != 2 {
+		t.Fatalf("a rotated token is sealed with version %d, want 2", v[0])
+	}
+	fresh := set(t, c, "alice")
+	// Version 2 does not use the configured key itself for the cipher.
+	v := []byte(raw(t, b, key(t, p, fresh)))
+	block, _ := aes.NewCipher(ck)
+	aead, _ := cipher.NewGCM(block)
+	if _, err := aead.Open(nil, v[5:17], v[17:], append(v[:5:5], key(t, p, fresh)...)); err == nil {
+		t.Fatal("a version 2 value opens with the configured key itself")
+	}
+	count(t, c, "alice", 3)
+	if n, err := c.DieAll(ctx, "alice"); n != 3 || err != nil {
+		t.Fatalf("DieAll = %d, %v; want 3", n, err)
+	}
+	for _, tok := range []string{toks[0], rotated, fresh} {
+		wantGone(t, c, tok)
 	}
 }

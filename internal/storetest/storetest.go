@@ -79,6 +79,7 @@ func Run(t *testing.T, b Backend) {
 		{"Crypt", testCrypt},
 		{"CryptTamper", testCryptTamper},
 		{"CryptRotation", testCryptRotation},
+		{"CryptV1", testCryptV1},
 		{"Lifecycle", testLifecycle},
 		{"Prune", testPrune},
 		{"Rotate", testRotate},
