@@ -1,12 +1,16 @@
 package sesh_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
 )
 
@@ -76,6 +80,62 @@ func FuzzOpen(f *testing.F) {
 		}
 		if !errors.Is(err, sesh.ErrDecrypt) || got != "" {
 			t.Fatalf("Open(%q, %q) = %q, %v; want ErrDecrypt", key, value, got, err)
+		}
+	})
+}
+
+// FuzzIndexMembers checks that whatever members a user's index holds, which
+// only someone with write access to Redis can plant, Count and DieAll
+// neither panic nor fail: a member that cannot name a token is removed, and
+// the user's real token is still counted and ended.
+func FuzzIndexMembers(f *testing.F) {
+	mr := miniredis.RunT(f)
+	p := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", mr.Addr()) }}
+	defer p.Close()
+	for _, seed := range []string{
+		"", "x", "{}", "!lock", strings.Repeat("A", 43), strings.Repeat("A", 42) + "B",
+		strings.Repeat("*", 43), strings.Repeat("A", 44), "é" + strings.Repeat("A", 41),
+	} {
+		f.Add(seed, 1.0)
+	}
+	n := 0
+	f.Fuzz(func(t *testing.T, member string, score float64) {
+		n++
+		prefix := fmt.Sprintf("fz%d", n)
+		s, err := sesh.New(p, sesh.Options{Prefix: prefix, TrackUsers: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		tok, err := s.Set(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := p.Get()
+		defer c.Close()
+		idx := prefix + ":u:alice"
+		if _, err := c.Do("ZADD", idx, score, member); err != nil {
+			return // a score Redis refuses (NaN)
+		}
+		// A well-formed member of no token counts as nothing; it goes once due.
+		if got, err := s.Count(ctx, "alice"); got != 1 || err != nil {
+			t.Fatalf("Count = %d, %v; want 1", got, err)
+		}
+		if got, err := s.DieAll(ctx, "alice"); got != 1 || err != nil {
+			t.Fatalf("DieAll = %d, %v; want 1", got, err)
+		}
+		if _, err := s.Get(ctx, tok); !errors.Is(err, sesh.ErrNotFound) {
+			t.Fatalf("Get after DieAll = %v", err)
+		}
+		left, err := redis.Strings(c.Do("ZRANGEBYSCORE", idx, 0, "+inf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range left {
+			raw, err := base64.RawURLEncoding.Strict().DecodeString(m)
+			if err != nil || len(raw) != 32 {
+				t.Fatalf("DieAll left the malformed member %q", m)
+			}
 		}
 	})
 }
