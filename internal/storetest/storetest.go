@@ -91,6 +91,7 @@ func Run(t *testing.T, b Backend) {
 		{"ContextBound", testContextBound},
 		{"BadMembers", testBadMembers},
 		{"DeadlineCaps", testDeadlineCaps},
+		{"Chaos", testChaos},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
