@@ -262,4 +262,3 @@ func stuck() int {
 	}
 	return n
 }
-
