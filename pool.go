@@ -3,6 +3,7 @@ package sesh
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh/internal/redact"
 )
 
 // NewPool's settings. Reads and writes are bounded so that a stalled server
@@ -70,7 +72,9 @@ func NewPool(rawurl string) (*redis.Pool, error) {
 func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err error) {
 	u, err := url.Parse(rawurl)
 	if err != nil {
-		return "", "", nil, err
+		// url.Error quotes the URL, and its cause may quote part of the
+		// password: name only the kind of fault.
+		return "", "", nil, fmt.Errorf("URL %q does not parse: %s", redact.URL(rawurl), parseFault(err))
 	}
 	if u.User != nil {
 		pass, ok := u.User.Password()
@@ -88,7 +92,7 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 	switch u.Scheme {
 	case "redis", "rediss":
 		if u.Opaque != "" || u.Host == "" {
-			return "", "", nil, fmt.Errorf("URL %q has no host", redact(u))
+			return "", "", nil, fmt.Errorf("URL %q has no host", redact.URL(rawurl))
 		}
 		host, port, err := net.SplitHostPort(u.Host)
 		if err != nil {
@@ -97,11 +101,11 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 		network, addr = "tcp", net.JoinHostPort(strings.Trim(host, "[]"), port)
 		if p := strings.TrimPrefix(u.Path, "/"); p != "" {
 			if db, err = strconv.Atoi(p); err != nil || db < 0 {
-				return "", "", nil, fmt.Errorf("URL %q: database %q is not a number", redact(u), p)
+				return "", "", nil, fmt.Errorf("URL %q: database %q is not a number", redact.URL(rawurl), p)
 			}
 		}
 		if len(u.Query()) > 0 {
-			return "", "", nil, fmt.Errorf("URL %q: query parameters are not supported", redact(u))
+			return "", "", nil, fmt.Errorf("URL %q: query parameters are not supported", redact.URL(rawurl))
 		}
 		if u.Scheme == "rediss" {
 			opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(&tls.Config{
@@ -111,18 +115,18 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 		}
 	case "unix":
 		if u.Path == "" {
-			return "", "", nil, fmt.Errorf("URL %q has no socket path", redact(u))
+			return "", "", nil, fmt.Errorf("URL %q has no socket path", redact.URL(rawurl))
 		}
 		network, addr = "unix", u.Path
 		q := u.Query()
 		if v := q.Get("db"); v != "" {
 			if db, err = strconv.Atoi(v); err != nil || db < 0 {
-				return "", "", nil, fmt.Errorf("URL %q: database %q is not a number", redact(u), v)
+				return "", "", nil, fmt.Errorf("URL %q: database %q is not a number", redact.URL(rawurl), v)
 			}
 		}
 		q.Del("db")
 		if len(q) > 0 {
-			return "", "", nil, fmt.Errorf("URL %q: only the db query parameter is supported", redact(u))
+			return "", "", nil, fmt.Errorf("URL %q: only the db query parameter is supported", redact.URL(rawurl))
 		}
 	default:
 		return "", "", nil, fmt.Errorf("URL scheme %q is not redis, rediss or unix", u.Scheme)
@@ -133,5 +137,17 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 	return network, addr, opts, nil
 }
 
-// redact hides a URL's password in error messages.
-func redact(u *url.URL) string { return u.Redacted() }
+// parseFault names what url.Parse found wrong, without quoting the URL.
+func parseFault(err error) string {
+	var esc url.EscapeError
+	var host url.InvalidHostError
+	switch {
+	case errors.As(err, &esc):
+		return "it holds an invalid %-escape (percent-encode special characters in the password)"
+	case errors.As(err, &host):
+		return "its host is invalid"
+	case strings.Contains(err.Error(), "port"):
+		return "its port is invalid"
+	}
+	return "it is not a URL"
+}

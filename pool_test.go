@@ -248,3 +248,48 @@ func TestNewPoolContext(t *testing.T) {
 		t.Fatalf("Get after a canceled context = %q, %v", got, err)
 	}
 }
+
+// TestNoPasswordInErrors checks every error path of NewPool with a
+// recognisable secret in the URL: none of the messages shows any of it.
+func TestNoPasswordInErrors(t *testing.T) {
+	const secret = "S3CRETPW"
+	for _, url := range []string{
+		"redis://" + secret + "@127.0.0.1:6379/x",             // lone user-info: the password
+		"redis://default:" + secret + "%zz@127.0.0.1/0",       // does not parse
+		"redis://" + secret + "%zz@127.0.0.1/0",               // does not parse, lone
+		"redis://u:" + secret + "@127.0.0.1:notaport/0",       // bad port
+		"redis://" + secret + "@127.0.0.1:notaport/0",         // bad port, lone
+		"redis://u:" + secret + "@127.0.0.1/?tls=false",       // query
+		"redis://u:" + secret + "@/0",                         // no host
+		"http://u:" + secret + "@127.0.0.1:6379",              // scheme
+		"unix://u:" + secret + "@/run/redis.sock?tls=1",       // query
+		"unix://u:" + secret + "@/run/redis.sock?db=x",        // db
+		"unix://" + secret + "@",                              // no socket path
+		"redis://u:" + secret + "@[::1:6379/0",                // bad host
+		"redis://u:" + secret[:4] + "%zz" + secret[4:] + "@h", // the escape is in the secret
+	} {
+		_, err := sesh.NewPool(url)
+		if err == nil {
+			t.Errorf("NewPool(%q) = nil error", url)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), secret[:4]) || strings.Contains(err.Error(), "%zz") {
+			t.Errorf("NewPool's error shows the secret: %v", err)
+		}
+		if !strings.HasPrefix(err.Error(), "sesh: newpool: ") {
+			t.Errorf("NewPool(%q) = %v; want sesh: newpool: ...", url, err)
+		}
+	}
+	// A password the server refuses is not echoed either.
+	mr := miniredis.RunT(t)
+	mr.RequireAuth("right")
+	p, err := sesh.NewPool("redis://" + secret + "@" + mr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Get().Do("PING")
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("PING with a wrong password = %v", err)
+	}
+}

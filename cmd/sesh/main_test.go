@@ -491,3 +491,35 @@ func TestBenchDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPasswordInOutput runs commands on URLs whose password is a
+// recognisable secret, and checks that neither stdout nor stderr shows it.
+func TestNoPasswordInOutput(t *testing.T) {
+	cleanEnv(t)
+	const secret = "S3CRETPW"
+	mr, url := server(t)
+	addr := strings.TrimPrefix(url, "redis://")
+	mr.Close()
+	for _, u := range []string{
+		"redis://" + secret + "@" + addr + "/x",
+		"redis://default:" + secret + "%zz@" + addr + "/0",
+		"redis://u:" + secret + "@127.0.0.1:notaport/0",
+		"redis://" + secret + "@" + addr + "/0", // unreachable
+	} {
+		for _, args := range [][]string{
+			{"set", "-redis", u, "alice"},
+			{"dieall", "-redis", u, "-track-users", "alice"},
+			{"demo", "-redis", u},
+			{"bench", "-redis", u, "-n", "1"},
+		} {
+			_, out, errOut := runSesh(t, "", args...)
+			if strings.Contains(out+errOut, secret[:4]) || strings.Contains(out+errOut, "%zz") {
+				t.Errorf("sesh %s shows the secret:\n%s%s", args[0], out, errOut)
+			}
+		}
+	}
+	t.Setenv("SESH_REDIS_URL", "redis://"+secret+"@"+addr+"/x")
+	if _, out, errOut := runSesh(t, "", "set", "alice"); strings.Contains(out+errOut, secret[:4]) {
+		t.Errorf("sesh set with SESH_REDIS_URL shows the secret:\n%s%s", out, errOut)
+	}
+}

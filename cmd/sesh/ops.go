@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/redact"
 )
 
 // store is what the operator commands, the demo and bench call; *sesh.Store
@@ -90,13 +90,8 @@ func redisURL(flagValue string) string {
 	return os.Getenv("SESH_REDIS_URL")
 }
 
-// redacted is u with any password hidden, for messages.
-func redacted(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
-	}
-	return u
-}
+// redacted is u with its user-info hidden, for messages.
+func redacted(u string) string { return redact.URL(u) }
 
 // errNoServer explains why the operator commands have no embedded default.
 const errNoServer = "%s needs a Redis server: pass -redis URL or set SESH_REDIS_URL " +
