@@ -71,7 +71,16 @@ func (c *conn) check(v any, err error) (any, error) {
 	return v, err
 }
 
+// readOnly reports whether err is Redis refusing a write on a replica:
+// READONLY as the reply, or as the cause of a failed script, which Redis 6.2
+// reports as "ERR Error running script ...: -READONLY ..." and Redis 7 as
+// "READONLY ... script: ...".
 func readOnly(err error) bool {
 	var e redis.Error
-	return errors.As(err, &e) && strings.HasPrefix(string(e), "READONLY ")
+	if !errors.As(err, &e) {
+		return false
+	}
+	s := string(e)
+	return strings.HasPrefix(s, "READONLY ") ||
+		strings.HasPrefix(s, "ERR ") && strings.Contains(s, "-READONLY You can't write against a read only replica")
 }

@@ -247,10 +247,14 @@ func TestReadOnlyLeavesThePool(t *testing.T) {
 			err, _ = rs[1].(redis.Error)
 			return err
 		}},
+		{"a write in a script", func(c redis.Conn) error {
+			_, err := c.Do("EVAL", "return redis.call('SET', KEYS[1], ARGV[1])", 1, k, "1")
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := p.Get()
-			if err := tc.do(c); err == nil || !strings.HasPrefix(err.Error(), "READONLY") {
+			if err := tc.do(c); err == nil || !strings.Contains(err.Error(), "READONLY") {
 				t.Fatalf("%s on a replica = %v; want READONLY", tc.name, err)
 			}
 			if c.Err() == nil {
@@ -271,5 +275,29 @@ func TestReadOnlyLeavesThePool(t *testing.T) {
 	c.Close()
 	if n := p.Stats().IdleCount; n != 1 {
 		t.Fatalf("%d idle connections after a read; want 1", n)
+	}
+}
+
+// TestReadOnlyReplies checks the replies that mean "a replica refused a
+// write" in the forms Redis 6.2 and 7 give them, and others that do not.
+func TestReadOnlyReplies(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		want  bool
+	}{
+		{"READONLY You can't write against a read only replica.", true},
+		{"READONLY You can't write against a read only replica. script: 5f0c..., on @user_script:1.", true},
+		{"ERR Error running script (call to f_5f0c...): @user_script:1: @user_script: 1: -READONLY You can't write against a read only replica.", true},
+		{"ERR value is not an integer or out of range", false},
+		{"ERR Error running script (call to f_5f0c...): @user_script:2: user value readonly", false},
+		{"NOSCRIPT No matching script. Please use EVAL.", false},
+		{"LOADING Redis is loading the dataset in memory", false},
+	} {
+		if got := seshsentinel.ReadOnly(redis.Error(tc.reply)); got != tc.want {
+			t.Errorf("ReadOnly(%q) = %v, want %v", tc.reply, got, tc.want)
+		}
+	}
+	if seshsentinel.ReadOnly(errors.New("READONLY but not a Redis reply")) {
+		t.Error("ReadOnly of a non-Redis error = true")
 	}
 }
