@@ -28,6 +28,7 @@ func TestMemoryPerSession(t *testing.T) {
 		{"TTL only", sesh.Options{TTL: time.Hour}, false},
 		{"TTL and TrackUsers", sesh.Options{TTL: time.Hour, TrackUsers: true}, false},
 		{"TTL shorter than MaxAge", sesh.Options{TTL: time.Hour, MaxAge: 12 * time.Hour}, false},
+		{"MaxAge, TTL Forever", sesh.Options{TTL: sesh.Forever, MaxAge: 12 * time.Hour}, false},
 		{"TTL shorter than MaxAge, TrackUsers", sesh.Options{TTL: time.Hour, MaxAge: 12 * time.Hour, TrackUsers: true}, false},
 		{"Crypt, TTL and TrackUsers", sesh.Options{TTL: time.Hour, TrackUsers: true}, true},
 	} {

@@ -11,9 +11,8 @@
 // Tokens never reach Redis. Each is stored under a key derived from the
 // SHA-256 of its 32 random bytes, so a dump, a replica, a MONITOR stream or a
 // backup of Redis holds no usable token. Set is a single atomic
-// SET key userID NX PX ttl (or, when the idle TTL is shorter than MaxAge,
-// one script that also writes the deadline), so no crash can leave a key
-// without its expiry.
+// SET key userID NX PX ttl (or, with MaxAge, one script that also writes
+// the absolute deadline), so no crash can leave a key without its expiry.
 // A malformed token is rejected with [ErrNotFound] before any round trip.
 //
 // # Lifecycle

@@ -288,10 +288,12 @@ func (s *Store) cleanup(ctx context.Context, c *conn, failed bool, cmds ...[]any
 }
 
 // cleanupTimeout bounds a cleanup after a failed or cancelled operation,
-// which has a fresh connection and its own time. What it leaves undone is
-// harmless or bounded: an index entry of a dead token, pruned later, or a
-// DieAll lock, which expires.
-const cleanupTimeout = time.Second
+// which has a fresh connection and its own time: it is the slack by which a
+// method may overrun its context, when Redis answers slowly. What a cleanup
+// leaves undone is harmless or bounded: an index entry of a dead token,
+// pruned later; a new token nobody was given, which expires; or a DieAll
+// lock, which expires lockSlack after the DieAll's deadline.
+const cleanupTimeout = 250 * time.Millisecond
 
 // keysOf lists a token's keys: its own and, with MaxAge, its deadline.
 func (s *Store) keysOf(key string) []any {
