@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	mrand "math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +21,11 @@ import (
 // tracking connection itself: RESP2 has no push replies, so invalidations
 // arrive as Pub/Sub messages on __redis__:invalidate, a nil payload meaning
 // "everything" (FLUSHALL, FLUSHDB).
+//
+// The work is split along its seams: entries (cachestore.go) holds the
+// entries, a tracker (tracker.go) keeps the tracking connection and the
+// heartbeat, trust (trust.go) is what the cache believes about that
+// connection, and this file is the fill protocol that ties them together.
 //
 // Besides the invalidations, three rules keep a hit from outliving what it
 // mirrors:
@@ -60,71 +63,27 @@ var (
 	errCluster          = errors.New("CacheSize does not work on Redis Cluster: a Pool cannot turn CLIENT TRACKING on at every master; use CacheSize 0")
 )
 
-// b64Index maps each base64url character to its 6-bit value, so that a
-// token or a key picks its shard and bucket without hashing: both are
-// uniformly random already.
-var b64Index = func() (t [256]uint8) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	for i := range len(alphabet) {
-		t[alphabet[i]] = uint8(i)
-	}
-	return t
-}()
-
 type cache struct {
 	s        *Store
-	shards   []shard
-	mask     uint32 // len(shards) - 1
-	maxStale int64  // ns
-	slides   bool   // Get restarts the idle TTL (Sliding, in a mode with one)
-	ttl      int64  // the idle TTL in ns, for Sliding
-	slack    int64  // ns a sliding token's TTL may run down before Get restarts it
-	every    time.Duration
+	entries  entries
+	tracker  *tracker
+	maxStale int64     // ns
+	slides   bool      // Get restarts the idle TTL (Sliding, in a mode with one)
+	ttl      int64     // the idle TTL in ns, for Sliding
+	slack    int64     // ns a sliding token's TTL may run down before Get restarts it
 	base     time.Time // now() counts from here, on the monotonic clock
-	channel  string    // the heartbeat channel, private to this cache
 
-	epoch atomic.Uint64 // odd while tracking is up
-	live  atomic.Int64  // hits are served while now() < live
-
-	mu    sync.Mutex // orders fills, invalidations and epoch changes
-	floor int64      // heartbeats sent before it prove nothing
-	keys  map[string]*entry
+	mu    sync.Mutex // orders fills, invalidations and changes of trust
+	trust trust
+	keys  map[string]*entry         // the entries by key, for invalidations
 	seq   [seqBuckets]atomic.Uint32 // invalidations seen per bucket of keys
 
-	ctx  context.Context // done once Close starts
-	stop context.CancelFunc
-	wg   sync.WaitGroup
 	once sync.Once // Close
-}
-
-// shard holds a share of the entries, by token. Its entries also sit in a
-// dense list, so that a full shard can evict one picked at random.
-type shard struct {
-	mu   sync.RWMutex
-	m    map[string]*entry
-	list []*entry
-	max  int
-}
-
-type entry struct {
-	token, key string
-	userID     string
-	cd         codec // the codec that opened userID: a Store and its Crypt share the cache
-	epoch      uint64
-	exp        int64 // when the key expires, in now() units; math.MaxInt64 for never
-	dl         int64 // when the deadline key expires, for Sliding; math.MaxInt64 for never
-	slot       int   // index in its shard's list
-	dead       atomic.Bool
-	refreshing atomic.Bool
 }
 
 // newCache turns tracking on through s's Pool and starts the goroutines that
 // keep it on.
 func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
-	n := maxShards
-	for n > 1 && size/n < minPerShard {
-		n /= 2
-	}
 	var id [8]byte
 	// Not Options.Rand: two Stores drawing the same channel would hear each
 	// other's heartbeats.
@@ -133,34 +92,28 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 	}
 	c := &cache{
 		s:        s,
-		shards:   make([]shard, n),
-		mask:     uint32(n - 1),
+		entries:  newEntries(size),
 		maxStale: int64(maxStale),
-		slides:   s.sliding && (s.capped || s.ttl > 0 && s.maxAge == 0),
+		slides:   s.sliding && s.restarts(),
 		ttl:      s.ttl * int64(time.Millisecond),
 		slack:    min(int64(maxStale), s.ttl*int64(time.Millisecond)/2),
-		every:    min(maxStale/4, maxBeat),
 		base:     time.Now(),
-		channel:  s.prefix + "cache:" + hex.EncodeToString(id[:]),
 		keys:     make(map[string]*entry),
 	}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]*entry)
-		c.shards[i].max = size / n
-		if i < size%n {
-			c.shards[i].max++
-		}
+	c.tracker = &tracker{
+		dial:     s.conn,
+		prefix:   s.prefix,
+		channel:  s.prefix + "cache:" + hex.EncodeToString(id[:]),
+		maxStale: maxStale,
+		every:    min(maxStale/4, maxBeat),
+		now:      c.now,
+		sink:     c,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	conn, err := c.connect(ctx, true)
-	if err != nil {
+	if err := c.tracker.start(ctx, true); err != nil {
 		return nil, err
 	}
-	c.ctx, c.stop = context.WithCancel(context.Background())
-	c.wg.Add(2)
-	go c.run(conn)
-	go c.beat()
 	return c, nil
 }
 
@@ -175,14 +128,7 @@ func (s *Store) Close() error {
 	if c == nil {
 		return nil
 	}
-	c.once.Do(func() {
-		c.stop()
-		// The reader waits for a message: this one, or its read timeout.
-		ctx, cancel := context.WithTimeout(context.Background(), c.every)
-		c.publish(ctx, "close")
-		cancel()
-		c.wg.Wait()
-	})
+	c.once.Do(c.tracker.close)
 	return nil
 }
 
@@ -195,10 +141,6 @@ func (s *Store) forget(key string) {
 }
 
 func (c *cache) now() int64 { return int64(time.Since(c.base)) }
-
-func (c *cache) shard(token string) *shard {
-	return &c.shards[(uint32(b64Index[token[0]])<<6|uint32(b64Index[token[1]]))&c.mask]
-}
 
 // bucket picks key's invalidation count by the first characters of its hash.
 // A key too short to hold a hash (none that sesh writes) takes bucket 0.
@@ -215,12 +157,9 @@ func (c *cache) get(ctx context.Context, cd codec, token string) (string, error)
 	if len(token) != tokenLen {
 		return "", ErrNotFound
 	}
-	sh := c.shard(token)
-	sh.mu.RLock()
-	e := sh.m[token]
-	sh.mu.RUnlock()
+	e := c.entries.lookup(token)
 	now := c.now()
-	if e == nil || e.dead.Load() || e.cd != cd || e.epoch != c.epoch.Load() || now >= c.live.Load() || now >= e.exp {
+	if e == nil || e.dead.Load() || e.cd != cd || !c.trust.serves(e.epoch, now) || now >= e.exp {
 		return c.fill(ctx, cd, token, now)
 	}
 	if err := ctx.Err(); err != nil {
@@ -255,8 +194,8 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	if !ok {
 		return "", ErrNotFound
 	}
-	epoch := c.epoch.Load()
-	if epoch&1 == 0 || now >= c.live.Load() {
+	epoch := c.trust.epoch.Load()
+	if epoch&1 == 0 || now >= c.trust.live.Load() {
 		return c.s.fetch(ctx, cd, key) // tracking is down: no cache
 	}
 	b := c.bucket(key)
@@ -330,60 +269,26 @@ func expires(now int64, r any) int64 {
 // seq, or tracking went down or up since e's epoch. A full shard first
 // evicts an entry picked uniformly at random.
 func (c *cache) insert(e *entry, b, seq uint32) {
-	sh := c.shard(e.token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	c.mu.Lock()
-	if c.epoch.Load() != e.epoch || c.seq[b].Load() != seq {
-		c.mu.Unlock()
-		return
-	}
-	old := sh.m[e.token]
-	var victim *entry
-	if old == nil && len(sh.list) >= sh.max {
-		victim = sh.list[mrand.IntN(len(sh.list))]
-		if c.keys[victim.key] == victim {
+	c.entries.put(e, func(victim *entry) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.trust.epoch.Load() != e.epoch || c.seq[b].Load() != seq {
+			return false
+		}
+		if victim != nil && c.keys[victim.key] == victim {
 			delete(c.keys, victim.key)
 		}
-	}
-	c.keys[e.key] = e
-	c.mu.Unlock()
-	if victim != nil {
-		sh.remove(victim)
-	}
-	if old != nil {
-		e.slot = old.slot
-		sh.list[e.slot] = e
-	} else {
-		e.slot = len(sh.list)
-		sh.list = append(sh.list, e)
-	}
-	sh.m[e.token] = e
-}
-
-// remove drops e, which sh holds; sh.mu is held.
-func (sh *shard) remove(e *entry) {
-	last := sh.list[len(sh.list)-1]
-	sh.list[e.slot] = last
-	last.slot = e.slot
-	sh.list[len(sh.list)-1] = nil
-	sh.list = sh.list[:len(sh.list)-1]
-	delete(sh.m, e.token)
+		c.keys[e.key] = e
+		return true
+	})
 }
 
 // forget drops the entry of key and fails the fills of key under way. The
 // entry is dead at once; freeing it waits for its shard's lock, which a
 // busy process may be slow to grant.
 func (c *cache) forget(key string) {
-	e := c.kill(key)
-	if e == nil {
-		return
-	}
-	sh := c.shard(e.token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.m[e.token] == e {
-		sh.remove(e)
+	if e := c.kill(key); e != nil {
+		c.entries.drop(e)
 	}
 }
 
@@ -406,169 +311,41 @@ func (c *cache) kill(key string) *entry {
 // entries.
 func (c *cache) reset(step uint64, live int64) {
 	c.mu.Lock()
-	c.epoch.Add(step)
-	c.live.Store(live)
-	c.floor = c.now()
+	c.trust.reset(step, live, c.now())
 	clear(c.keys)
 	c.mu.Unlock()
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		clear(sh.m)
-		clear(sh.list)
-		sh.list = sh.list[:0]
-		sh.mu.Unlock()
-	}
+	c.entries.clear()
 }
 
-// up marks tracking on, from a subscription sent at start.
+// The cache is its tracker's sink.
+
 func (c *cache) up(start int64) {
 	c.mu.Lock()
-	c.epoch.Add(1)
-	c.live.Store(start + c.maxStale)
-	c.floor = start
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.trust.up(start, c.maxStale)
 }
 
-// down marks tracking off, so the cache is bypassed.
 func (c *cache) down() {
-	if c.epoch.Load()&1 == 1 {
+	if c.trust.tracking() {
 		c.reset(1, 0)
 	}
 }
 
-// heard counts a heartbeat published at sent.
 func (c *cache) heard(sent int64) {
 	c.mu.Lock()
-	if c.epoch.Load()&1 == 1 && sent > c.floor && sent <= c.now() && sent+c.maxStale > c.live.Load() {
-		c.live.Store(sent + c.maxStale)
-	}
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.trust.heard(sent, c.now(), c.maxStale)
 }
 
-// connect takes a connection from the Pool and makes it the tracking
-// connection. With probe, it first refuses a Redis Cluster.
-func (c *cache) connect(ctx context.Context, probe bool) (redis.Conn, error) {
-	conn, err := c.s.conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
-	}
-	if probe {
-		conn.send("CLUSTER", "INFO")
-	}
-	conn.send("CLIENT", "ID")
-	rs, err := conn.pipe(1 + b2i(probe))
-	if err != nil {
-		conn.close()
-		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
-	}
-	if info, ok := rs[0].([]byte); probe && ok && strings.HasPrefix(string(info), "cluster_") {
-		conn.close()
-		return nil, errCluster
-	}
-	id, err := redis.Int64(rs[len(rs)-1], nil)
-	if err != nil {
-		conn.close()
-		return nil, fmt.Errorf("%w: %w", errNoClientTracking, err)
-	}
-	start := c.now()
-	conn.send("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", c.s.prefix)
-	conn.send("CLIENT", "SETNAME", trackingName)
-	conn.send("SUBSCRIBE", invalidations, c.channel)
-	// The connection now holds tracking state: it never goes back to the
-	// pool whole.
-	rs, err = conn.pipe(3)
-	if err == nil {
-		for _, r := range rs {
-			if e, ok := r.(redis.Error); ok {
-				err = fmt.Errorf("%w: %w", errNoClientTracking, e)
-				break
-			}
-		}
-	}
-	if err != nil {
-		conn.drop()
-		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
-	}
-	c.up(start)
-	return conn.c, nil
-}
+func (c *cache) flushed() { c.reset(2, c.trust.live.Load()) }
 
-// run reads the tracking connection, and takes a new one each time it breaks,
-// until Close.
-func (c *cache) run(conn redis.Conn) {
-	defer c.wg.Done()
-	for conn != nil {
-		c.read(conn)
-		c.down()
-		discard(conn)
-		conn = c.reconnect()
+func (c *cache) unheard(epoch uint64) {
+	if epoch&1 == 1 && c.trust.epoch.Load() == epoch {
+		c.reset(2, 0)
 	}
 }
 
-// reconnect takes a new tracking connection, trying again after longer and
-// longer pauses. It returns nil once Close has started.
-func (c *cache) reconnect() redis.Conn {
-	for wait := time.Duration(0); ; wait = min(max(2*wait, 10*time.Millisecond), maxRetry) {
-		select {
-		case <-c.ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, setupTimeout)
-		conn, err := c.connect(ctx, false)
-		cancel()
-		if err != nil {
-			continue
-		}
-		if c.ctx.Err() != nil {
-			// Close may have published before this subscription.
-			c.down()
-			discard(conn)
-			return nil
-		}
-		return conn
-	}
-}
-
-// read handles messages until the connection breaks, stays silent for
-// CacheMaxStale, or Close starts.
-func (c *cache) read(conn redis.Conn) {
-	for {
-		v, err := receive(conn, time.Duration(c.maxStale))
-		if err != nil {
-			return
-		}
-		m, ok := v.([]any)
-		if !ok || len(m) != 3 {
-			continue
-		}
-		if kind, _ := m[0].([]byte); string(kind) != "message" {
-			continue
-		}
-		switch ch, _ := m[1].([]byte); string(ch) {
-		case invalidations:
-			keys, ok := m[2].([]any)
-			if !ok {
-				c.reset(2, c.live.Load()) // nil: every key was invalidated
-				continue
-			}
-			for _, k := range keys {
-				if k, ok := k.([]byte); ok {
-					c.invalidate(k)
-				}
-			}
-		case c.channel:
-			if c.ctx.Err() != nil {
-				return
-			}
-			p, _ := m[2].([]byte)
-			if sent, err := strconv.ParseInt(string(p), 10, 64); err == nil {
-				c.heard(sent)
-			}
-		}
-	}
-}
+func (c *cache) epoch() uint64 { return c.trust.epoch.Load() }
 
 // invalidate handles an invalidated key: a token key, or a deadline key that
 // stands for its token key. Other keys under the prefix (user indexes) are
@@ -583,39 +360,4 @@ func (c *cache) invalidate(k []byte) {
 		return
 	}
 	c.forget(string(k))
-}
-
-// beat publishes a heartbeat every CacheMaxStale/4, or every second when
-// that is longer, until Close.
-func (c *cache) beat() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.every)
-		c.publish(ctx, strconv.FormatInt(c.now(), 10))
-		cancel()
-	}
-}
-
-// publish sends msg to the tracking connection through the Pool. When tracking
-// is up and the message reaches no one, the Pool's server is not the one
-// the tracking connection listens to (a failover) or that connection has just
-// died: the cache stops trusting it at once.
-func (c *cache) publish(ctx context.Context, msg string) {
-	epoch := c.epoch.Load()
-	conn, err := c.s.conn(ctx)
-	if err != nil {
-		return
-	}
-	n, err := redis.Int(conn.do("PUBLISH", c.channel, msg))
-	conn.close()
-	if err == nil && n == 0 && epoch&1 == 1 && c.epoch.Load() == epoch {
-		c.reset(2, 0)
-	}
 }

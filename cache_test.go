@@ -1158,14 +1158,14 @@ func TestCacheClose(t *testing.T) {
 	}
 }
 
-// cacheGoroutines counts the goroutines, of any Store, whose stack is in the
-// cache's code.
+// cacheGoroutines counts the goroutines, of any Store, whose stack is in a
+// cache's tracker.
 func cacheGoroutines() int {
 	buf := make([]byte, 4<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("seshkit/sesh.(*cache)")) {
+		if bytes.Contains(g, []byte("seshkit/sesh.(*tracker)")) {
 			n++
 		}
 	}

@@ -1,3 +1,53 @@
+// How a connection of this package runs what a Store sends.
+//
+// # Routing
+//
+// Each command runs on the master that owns its key's hash slot: the first
+// argument, or the first key of EVAL and EVALSHA. redisc's slot map picks
+// the node; MOVED and ASK replies are followed, through [redisc.RetryConn]
+// for a single command and by sending the command again to the node the
+// reply names for a pipeline, which redisc leaves to its caller. A
+// connection keeps one connection per node it has met, and returns them all
+// on Close.
+//
+// # Pipelines
+//
+// Send queues a command and Flush sends nothing; Do("") or Receive runs the
+// queue and Do("") returns every reply, Redis errors in place as
+// [redis.Error] values. Commands run in the order they were sent: each
+// starts once every command before it on another node has been answered,
+// and consecutive commands for one node share a round trip. The one
+// exception is a run of consecutive DEL commands, or of consecutive reads of
+// one key (GET, PTTL, TTL, EXISTS), over keys of several nodes: these are
+// sent to all of their nodes at once, so that deleting a thousand keys costs
+// a round trip or two, not a thousand. And a command redirected while a
+// slot moves runs again after the commands queued behind it for the same
+// node.
+//
+// # Replication
+//
+// WAIT counts only the writes of the connection it runs on. So WAIT runs on
+// every node connection that has run commands since the previous WAIT, all
+// at once, and replies with the smallest count of acknowledging replicas.
+//
+// # Failover
+//
+// A reply that shows a command did not run (TRYAGAIN, CLUSTERDOWN, LOADING,
+// a second redirect for one command) and a node that cannot be dialled are
+// retried after a pause of 20ms, doubling up to 400ms, for at most 3s in all
+// per connection and never past the deadline of the context given to
+// GetContext; then the command's reply is Redis's error, or Do returns the
+// dial error. A dial failure, a second redirect and a broken connection also
+// ask redisc to refresh its slot map, one refresh at a time. A read or write
+// error on a node connection is never retried, since the command may have
+// run: Do returns it and the connection is broken.
+//
+// # Context
+//
+// GetContext returns ctx.Err() when ctx is done and does no I/O; nodes are
+// dialled when the first command needs them, inside Do. Retries stop as
+// soon as the context given to GetContext is done.
+
 package seshcluster
 
 import (

@@ -9,18 +9,12 @@
 // # Where the token comes from
 //
 // Require reads the token from an "Authorization: Bearer" header (RFC 6750
-// §2.1; the scheme is matched without regard to case) or, when there is none,
-// from a cookie. When a request carries both, the header wins, even when its
-// token is not live: it is a credential the client chose to send with this request, while a cookie is
-// ambient, sent by the browser on its own, cross-site requests included, and
-// plantable by a sibling subdomain (cookie tossing). An ambient credential
-// must never override an explicit one. For the same reason a request with two
-// Bearer headers, or two cookies of the name, is refused as ambiguous rather
-// than resolved by picking one.
-//
-// An Authorization header of another scheme, such as Basic, is not a sesh
-// credential and is ignored, as a proxy's basic auth in front of the
-// application must not lock its users out; the cookie is read instead.
+// §2.1; the scheme is matched without regard to case) or, when there is
+// none, from a cookie. When a request carries both, the header wins, even
+// when its token is not live. A request with two Bearer headers, or two
+// cookies of the name, is refused as ambiguous. An Authorization header of
+// another scheme, such as Basic, is ignored, and the cookie is read instead.
+// The README says why.
 //
 // # Responses
 //

@@ -1,0 +1,225 @@
+package sesh
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// tracker keeps one CLIENT TRACKING connection to one server: it turns
+// tracking on, reads the invalidations and heartbeats that arrive on it,
+// takes a new connection when it breaks, and publishes the heartbeats. What
+// it hears goes to its sink. A tracker knows one server and one way to reach
+// it (dial), so a cache over several servers can run one per server.
+type tracker struct {
+	dial     func(context.Context) (conn, error) // a connection to the tracked server
+	prefix   string                              // the Store's Prefix + ":"
+	channel  string                              // the heartbeat channel, private to this tracker
+	maxStale time.Duration                       // silence after which the connection is given up
+	every    time.Duration                       // the heartbeat period
+	now      func() int64                        // the sink's clock, for heartbeats
+	sink     sink
+
+	ctx  context.Context // done once stop is called
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// sink is what a tracker reports to.
+type sink interface {
+	up(start int64)        // tracking is on, from a subscription sent at start
+	down()                 // tracking is off
+	heard(sent int64)      // a heartbeat published at sent arrived
+	invalidate(key []byte) // key changed
+	flushed()              // every key changed (FLUSHALL, FLUSHDB)
+	unheard(epoch uint64)  // a heartbeat published in epoch reached no one
+	epoch() uint64
+}
+
+// start turns tracking on, within ctx, and then tends it from two
+// goroutines until close. With probe, it first refuses a Redis Cluster.
+func (t *tracker) start(ctx context.Context, probe bool) error {
+	c, err := t.connect(ctx, probe)
+	if err != nil {
+		return err
+	}
+	t.ctx, t.stop = context.WithCancel(context.Background())
+	t.wg.Add(2)
+	go t.run(c)
+	go t.beat()
+	return nil
+}
+
+// close stops the tracker and waits for its goroutines: at once when Redis
+// answers, and otherwise within about maxStale.
+func (t *tracker) close() {
+	t.stop()
+	// The reader waits for a message: this one, or its read timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), t.every)
+	t.publish(ctx, "close")
+	cancel()
+	t.wg.Wait()
+}
+
+// connect takes a connection and makes it the tracking connection. With
+// probe, it first refuses a Redis Cluster.
+func (t *tracker) connect(ctx context.Context, probe bool) (redis.Conn, error) {
+	c, err := t.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
+	}
+	if probe {
+		c.send("CLUSTER", "INFO")
+	}
+	c.send("CLIENT", "ID")
+	rs, err := c.pipe(1 + b2i(probe))
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
+	}
+	if info, ok := rs[0].([]byte); probe && ok && strings.HasPrefix(string(info), "cluster_") {
+		c.close()
+		return nil, errCluster
+	}
+	id, err := redis.Int64(rs[len(rs)-1], nil)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("%w: %w", errNoClientTracking, err)
+	}
+	start := t.now()
+	c.send("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", t.prefix)
+	c.send("CLIENT", "SETNAME", trackingName)
+	c.send("SUBSCRIBE", invalidations, t.channel)
+	// The connection now holds tracking state: it never goes back to the
+	// pool whole.
+	rs, err = c.pipe(3)
+	if err == nil {
+		for _, r := range rs {
+			if e, ok := r.(redis.Error); ok {
+				err = fmt.Errorf("%w: %w", errNoClientTracking, e)
+				break
+			}
+		}
+	}
+	if err != nil {
+		c.drop()
+		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
+	}
+	t.sink.up(start)
+	return c.c, nil
+}
+
+// run reads the tracking connection, and takes a new one each time it
+// breaks, until close.
+func (t *tracker) run(c redis.Conn) {
+	defer t.wg.Done()
+	for c != nil {
+		t.read(c)
+		t.sink.down()
+		discard(c)
+		c = t.reconnect()
+	}
+}
+
+// reconnect takes a new tracking connection, trying again after longer and
+// longer pauses. It returns nil once close has started.
+func (t *tracker) reconnect() redis.Conn {
+	for wait := time.Duration(0); ; wait = min(max(2*wait, 10*time.Millisecond), maxRetry) {
+		select {
+		case <-t.ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(t.ctx, setupTimeout)
+		c, err := t.connect(ctx, false)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if t.ctx.Err() != nil {
+			// close may have published before this subscription.
+			t.sink.down()
+			discard(c)
+			return nil
+		}
+		return c
+	}
+}
+
+// read handles messages until the connection breaks, stays silent for
+// maxStale, or close starts.
+func (t *tracker) read(c redis.Conn) {
+	for {
+		v, err := receive(c, t.maxStale)
+		if err != nil {
+			return
+		}
+		m, ok := v.([]any)
+		if !ok || len(m) != 3 {
+			continue
+		}
+		if kind, _ := m[0].([]byte); string(kind) != "message" {
+			continue
+		}
+		switch ch, _ := m[1].([]byte); string(ch) {
+		case invalidations:
+			keys, ok := m[2].([]any)
+			if !ok {
+				t.sink.flushed() // nil: every key was invalidated
+				continue
+			}
+			for _, k := range keys {
+				if k, ok := k.([]byte); ok {
+					t.sink.invalidate(k)
+				}
+			}
+		case t.channel:
+			if t.ctx.Err() != nil {
+				return
+			}
+			p, _ := m[2].([]byte)
+			if sent, err := strconv.ParseInt(string(p), 10, 64); err == nil {
+				t.sink.heard(sent)
+			}
+		}
+	}
+}
+
+// beat publishes a heartbeat every period until close.
+func (t *tracker) beat() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(t.ctx, t.every)
+		t.publish(ctx, strconv.FormatInt(t.now(), 10))
+		cancel()
+	}
+}
+
+// publish sends msg to the tracking connection through the way the Store
+// writes. When tracking is up and the message reaches no one, the server
+// the Store writes to is not the one the tracking connection listens to (a
+// failover) or that connection has just died: the sink hears of it at once.
+func (t *tracker) publish(ctx context.Context, msg string) {
+	epoch := t.sink.epoch()
+	c, err := t.dial(ctx)
+	if err != nil {
+		return
+	}
+	n, err := redis.Int(c.do("PUBLISH", t.channel, msg))
+	c.close()
+	if err == nil && n == 0 {
+		t.sink.unheard(epoch)
+	}
+}
