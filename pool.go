@@ -76,65 +76,88 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 		// password: name only the kind of fault.
 		return "", "", nil, fmt.Errorf("URL %q does not parse: %s", redact.URL(rawurl), parseFault(err))
 	}
-	if u.User != nil {
-		pass, ok := u.User.Password()
-		switch user := u.User.Username(); {
-		case ok && user != "":
-			opts = append(opts, redis.DialUsername(user), redis.DialPassword(pass))
-		case ok:
-			opts = append(opts, redis.DialPassword(pass))
-		case user != "":
-			// redis-cli reads a lone user-info as the password.
-			opts = append(opts, redis.DialPassword(user))
-		}
-	}
-	db := 0
+	opts = credentials(u)
+	var db int
 	switch u.Scheme {
 	case "redis", "rediss":
-		if u.Opaque != "" || u.Host == "" {
-			return "", "", nil, fmt.Errorf("URL %q has no host", redact.URL(rawurl))
-		}
-		host, port, err := net.SplitHostPort(u.Host)
-		if err != nil {
-			host, port = u.Host, "6379"
-		}
-		network, addr = "tcp", net.JoinHostPort(strings.Trim(host, "[]"), port)
-		if p := strings.TrimPrefix(u.Path, "/"); p != "" {
-			if db, err = strconv.Atoi(p); err != nil || db < 0 {
-				return "", "", nil, fmt.Errorf("URL %q: database %q is not a number", redact.URL(rawurl), p)
-			}
-		}
-		if len(u.Query()) > 0 {
-			return "", "", nil, fmt.Errorf("URL %q: query parameters are not supported", redact.URL(rawurl))
-		}
-		if u.Scheme == "rediss" {
+		network, addr, db, err = tcpTarget(u)
+		if err == nil && u.Scheme == "rediss" {
+			host, _, _ := net.SplitHostPort(addr)
 			opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(&tls.Config{
 				MinVersion: tls.VersionTLS12,
-				ServerName: strings.Trim(host, "[]"),
+				ServerName: host,
 			}))
 		}
 	case "unix":
-		if u.Path == "" {
-			return "", "", nil, fmt.Errorf("URL %q has no socket path", redact.URL(rawurl))
-		}
-		network, addr = "unix", u.Path
-		q := u.Query()
-		if v := q.Get("db"); v != "" {
-			if db, err = strconv.Atoi(v); err != nil || db < 0 {
-				return "", "", nil, fmt.Errorf("URL %q: database %q is not a number", redact.URL(rawurl), v)
-			}
-		}
-		q.Del("db")
-		if len(q) > 0 {
-			return "", "", nil, fmt.Errorf("URL %q: only the db query parameter is supported", redact.URL(rawurl))
-		}
+		network, addr, db, err = unixTarget(u)
 	default:
 		return "", "", nil, fmt.Errorf("URL scheme %q is not redis, rediss or unix", u.Scheme)
+	}
+	if err != nil {
+		return "", "", nil, fmt.Errorf("URL %q %w", redact.URL(rawurl), err)
 	}
 	if db != 0 {
 		opts = append(opts, redis.DialDatabase(db))
 	}
 	return network, addr, opts, nil
+}
+
+// credentials are the dial options for u's user-info.
+func credentials(u *url.URL) []redis.DialOption {
+	if u.User == nil {
+		return nil
+	}
+	pass, ok := u.User.Password()
+	switch user := u.User.Username(); {
+	case ok && user != "":
+		return []redis.DialOption{redis.DialUsername(user), redis.DialPassword(pass)}
+	case ok:
+		return []redis.DialOption{redis.DialPassword(pass)}
+	case user != "":
+		// redis-cli reads a lone user-info as the password.
+		return []redis.DialOption{redis.DialPassword(user)}
+	}
+	return nil
+}
+
+// tcpTarget reads a redis:// or rediss:// URL's address and database.
+// Its errors complete "URL <url> ".
+func tcpTarget(u *url.URL) (network, addr string, db int, err error) {
+	if u.Opaque != "" || u.Host == "" {
+		return "", "", 0, errors.New("has no host")
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, port = u.Host, "6379"
+	}
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		if db, err = strconv.Atoi(p); err != nil || db < 0 {
+			return "", "", 0, fmt.Errorf(": database %q is not a number", p)
+		}
+	}
+	if len(u.Query()) > 0 {
+		return "", "", 0, errors.New(": query parameters are not supported")
+	}
+	return "tcp", net.JoinHostPort(strings.Trim(host, "[]"), port), db, nil
+}
+
+// unixTarget reads a unix:// URL's socket path and database. Its errors
+// complete "URL <url> ".
+func unixTarget(u *url.URL) (network, addr string, db int, err error) {
+	if u.Path == "" {
+		return "", "", 0, errors.New("has no socket path")
+	}
+	q := u.Query()
+	if v := q.Get("db"); v != "" {
+		if db, err = strconv.Atoi(v); err != nil || db < 0 {
+			return "", "", 0, fmt.Errorf(": database %q is not a number", v)
+		}
+	}
+	q.Del("db")
+	if len(q) > 0 {
+		return "", "", 0, errors.New(": only the db query parameter is supported")
+	}
+	return "unix", u.Path, db, nil
 }
 
 // parseFault names what url.Parse found wrong, without quoting the URL.

@@ -176,55 +176,9 @@ func New(p Pool, o Options) (*Store, error) {
 	if p == nil {
 		return nil, errors.New("sesh: new: Pool is nil")
 	}
-	if o.Prefix == "" {
-		o.Prefix = "sesh"
-	}
-	if strings.IndexFunc(o.Prefix, unicode.IsSpace) >= 0 {
-		return nil, fmt.Errorf("sesh: new: Prefix %q holds white space", o.Prefix)
-	}
-	if strings.ContainsAny(o.Prefix, "{}") {
-		// A brace would make Redis Cluster hash a token key and its deadline
-		// key by different tags.
-		return nil, fmt.Errorf("sesh: new: Prefix %q holds a brace, { or }, which Redis Cluster reads as a hash tag", o.Prefix)
-	}
-	switch {
-	case o.TTL == 0:
-		o.TTL = 24 * time.Hour
-	case o.TTL < 0 && o.TTL != Forever:
-		return nil, fmt.Errorf("sesh: new: TTL %v is negative and not Forever", o.TTL)
-	case o.TTL > 0 && o.TTL < time.Millisecond:
-		return nil, fmt.Errorf("sesh: new: TTL %v is below Redis's 1ms resolution", o.TTL)
-	}
-	if o.MaxAge < 0 {
-		return nil, fmt.Errorf("sesh: new: MaxAge %v is negative", o.MaxAge)
-	}
-	if o.MaxAge > 0 && o.MaxAge < time.Millisecond {
-		return nil, fmt.Errorf("sesh: new: MaxAge %v is below Redis's 1ms resolution", o.MaxAge)
-	}
-	if o.Replicas < 0 {
-		return nil, fmt.Errorf("sesh: new: Replicas %d is negative", o.Replicas)
-	}
-	if o.ReplicaTimeout < 0 {
-		return nil, fmt.Errorf("sesh: new: ReplicaTimeout %v is negative", o.ReplicaTimeout)
-	}
-	if o.ReplicaTimeout > 0 && o.ReplicaTimeout < time.Millisecond {
-		// WAIT's timeout is in ms, and WAIT n 0 would block forever.
-		return nil, fmt.Errorf("sesh: new: ReplicaTimeout %v is below Redis's 1ms resolution", o.ReplicaTimeout)
-	}
-	if o.ReplicaTimeout == 0 {
-		o.ReplicaTimeout = time.Second
-	}
-	if o.CacheSize < 0 {
-		return nil, fmt.Errorf("sesh: new: CacheSize %d is negative", o.CacheSize)
-	}
-	switch {
-	case o.CacheMaxStale == 0:
-		o.CacheMaxStale = defaultMaxStale
-	case o.CacheMaxStale < minMaxStale:
-		return nil, fmt.Errorf("sesh: new: CacheMaxStale %v is below %v", o.CacheMaxStale, minMaxStale)
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{
 		pool:     p,
@@ -253,6 +207,62 @@ func New(p Pool, o Options) (*Store, error) {
 		s.cache = c
 	}
 	return s, nil
+}
+
+// withDefaults checks o and fills in the defaults its zero fields stand
+// for. Its errors name the field.
+func (o Options) withDefaults() (Options, error) {
+	if o.Prefix == "" {
+		o.Prefix = "sesh"
+	}
+	if strings.IndexFunc(o.Prefix, unicode.IsSpace) >= 0 {
+		return o, fmt.Errorf("sesh: new: Prefix %q holds white space", o.Prefix)
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		// A brace would make Redis Cluster hash a token key and its deadline
+		// key by different tags.
+		return o, fmt.Errorf("sesh: new: Prefix %q holds a brace, { or }, which Redis Cluster reads as a hash tag", o.Prefix)
+	}
+	switch {
+	case o.TTL == 0:
+		o.TTL = 24 * time.Hour
+	case o.TTL < 0 && o.TTL != Forever:
+		return o, fmt.Errorf("sesh: new: TTL %v is negative and not Forever", o.TTL)
+	case o.TTL > 0 && o.TTL < time.Millisecond:
+		return o, fmt.Errorf("sesh: new: TTL %v is below Redis's 1ms resolution", o.TTL)
+	}
+	if o.MaxAge < 0 {
+		return o, fmt.Errorf("sesh: new: MaxAge %v is negative", o.MaxAge)
+	}
+	if o.MaxAge > 0 && o.MaxAge < time.Millisecond {
+		return o, fmt.Errorf("sesh: new: MaxAge %v is below Redis's 1ms resolution", o.MaxAge)
+	}
+	if o.Replicas < 0 {
+		return o, fmt.Errorf("sesh: new: Replicas %d is negative", o.Replicas)
+	}
+	if o.ReplicaTimeout < 0 {
+		return o, fmt.Errorf("sesh: new: ReplicaTimeout %v is negative", o.ReplicaTimeout)
+	}
+	if o.ReplicaTimeout > 0 && o.ReplicaTimeout < time.Millisecond {
+		// WAIT's timeout is in ms, and WAIT n 0 would block forever.
+		return o, fmt.Errorf("sesh: new: ReplicaTimeout %v is below Redis's 1ms resolution", o.ReplicaTimeout)
+	}
+	if o.ReplicaTimeout == 0 {
+		o.ReplicaTimeout = time.Second
+	}
+	if o.CacheSize < 0 {
+		return o, fmt.Errorf("sesh: new: CacheSize %d is negative", o.CacheSize)
+	}
+	switch {
+	case o.CacheMaxStale == 0:
+		o.CacheMaxStale = defaultMaxStale
+	case o.CacheMaxStale < minMaxStale:
+		return o, fmt.Errorf("sesh: new: CacheMaxStale %v is below %v", o.CacheMaxStale, minMaxStale)
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	return o, nil
 }
 
 // Set issues a new token for userID and returns it. The token lives for the

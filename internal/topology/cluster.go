@@ -127,16 +127,9 @@ func (c cluster) healthy() error {
 		if _, ok := n.pid(); !ok {
 			return fmt.Errorf("%s is not running from %s: %w", n.addr(), c.dir(), errNotRunning)
 		}
-		info := fields(clusterInfo(n), ":")
-		switch {
-		case info["cluster_state"] != "ok":
-			return fmt.Errorf("%s: cluster_state=%s", n.addr(), info["cluster_state"])
-		case info["cluster_slots_ok"] != "16384":
-			return fmt.Errorf("%s: cluster_slots_ok=%s", n.addr(), info["cluster_slots_ok"])
-		case info["cluster_known_nodes"] != "6":
-			return fmt.Errorf("%s: cluster_known_nodes=%s", n.addr(), info["cluster_known_nodes"])
-		case info["cluster_size"] != "3":
-			return fmt.Errorf("%s: cluster_size=%s", n.addr(), info["cluster_size"])
+		if err := expect(n.addr(), fields(clusterInfo(n), ":"),
+			"cluster_state", "ok", "cluster_slots_ok", "16384", "cluster_known_nodes", "6", "cluster_size", "3"); err != nil {
+			return err
 		}
 		s, err := redis.String(n.do("CLUSTER", "NODES"))
 		if err != nil {

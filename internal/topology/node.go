@@ -166,6 +166,17 @@ func fields(s, sep string) map[string]string {
 	return m
 }
 
+// expect checks fields against name and value pairs, and names the first
+// that differs.
+func expect(who string, got map[string]string, want ...string) error {
+	for i := 0; i+1 < len(want); i += 2 {
+		if v := got[want[i]]; v != want[i+1] {
+			return fmt.Errorf("%s: %s=%s, want %s", who, want[i], v, want[i+1])
+		}
+	}
+	return nil
+}
+
 // pairs turns a flat [k1 v1 k2 v2 ...] reply (SENTINEL MASTER) into fields.
 func pairs(v any, err error) map[string]string {
 	ss, err := redis.Strings(v, err)

@@ -180,14 +180,9 @@ func (s sentinel) healthy() error {
 			return fmt.Errorf("sentinels disagree on the master (%s vs %s)", m, addr)
 		}
 		m = addr
-		info := pairs(n.do("SENTINEL", "MASTER", masterName))
-		switch {
-		case info["flags"] != "master":
-			return fmt.Errorf("sentinel %s: master flags %s", n.addr(), info["flags"])
-		case info["num-other-sentinels"] != "2":
-			return fmt.Errorf("sentinel %s: num-other-sentinels=%s", n.addr(), info["num-other-sentinels"])
-		case info["num-slaves"] != "1":
-			return fmt.Errorf("sentinel %s: num-slaves=%s", n.addr(), info["num-slaves"])
+		if err := expect("sentinel "+n.addr(), pairs(n.do("SENTINEL", "MASTER", masterName)),
+			"flags", "master", "num-other-sentinels", "2", "num-slaves", "1"); err != nil {
+			return err
 		}
 		reps, err := redis.Values(n.do("SENTINEL", "REPLICAS", masterName))
 		if err != nil || len(reps) != 1 {
