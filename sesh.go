@@ -81,6 +81,8 @@ var ErrNotFound = errors.New("sesh: token not found")
 // Options.Replicas is set and too few replicas acknowledged an ending
 // operation (Die, DieAll or Rotate) within Options.ReplicaTimeout. The
 // deletion has still happened on the master; see the README for what to do.
+// With TrackUsers, Set returns it too, with no token: it has ended the token
+// whose index entry a failover could have lost.
 var ErrNotReplicated = errors.New("sesh: not acknowledged by enough replicas")
 
 // Options configures a Store. The zero value is a usable configuration:
@@ -112,7 +114,9 @@ type Options struct {
 	TrackUsers bool
 
 	// Replicas is how many replicas must acknowledge (WAIT) the deletions
-	// made by Die, DieAll and Rotate. When zero, nothing waits.
+	// made by Die, DieAll and Rotate and, with TrackUsers, the index entry
+	// written by Set, so that a failover can lose neither. When zero,
+	// nothing waits.
 	Replicas int
 
 	// ReplicaTimeout bounds the wait for replicas. When zero, 1 second.

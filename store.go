@@ -224,7 +224,11 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 	member := s.member(key)
 	s.sendRegister(c, idx, member, s.px(s.maxAge), "")
 	c.send(cmd, args...)
-	rs, err := c.pipe(2)
+	// With Replicas, the entry must be on the replicas before the token is
+	// handed out: a failover that lost the entry but kept the token (on
+	// Cluster they live on different masters) would hide it from DieAll.
+	waits := s.sendWait(c)
+	rs, err := c.pipe(2 + waits)
 	if err != nil {
 		// Whether the token was written is unknown: it must not live
 		// unindexed, and its entry goes once it is known dead.
@@ -248,6 +252,13 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 			err = s.cleanup(ctx, c, false, []any{"ZREM", idx, member})
 		}
 		return false, err
+	}
+	if waits > 0 {
+		if err := s.waited(rs[2]); err != nil {
+			// Nobody has the token yet: end it rather than hand out one
+			// that a failover could hide from DieAll.
+			return false, errors.Join(err, s.cleanup(ctx, c, false, []any{"DEL", key, deadlineKey(key)}, []any{"ZREM", idx, member}))
+		}
 	}
 	if len(due) > 0 {
 		if _, err := s.prune(c, idx, due); err != nil {

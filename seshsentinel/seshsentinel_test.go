@@ -187,9 +187,22 @@ func TestWait(t *testing.T) {
 					t.Fatalf("%s = %v; want sesh: %s: wrapping ErrNotReplicated", op, err, op)
 				}
 			}
+			// Set waits for its index entry: unacknowledged, it gives no token.
+			tok, err := s.Set(ctx, "alice")
+			check("set", err)
+			if tc.ok {
+				s.Die(ctx, tok)
+			} else if tok != "" {
+				t.Fatalf("an unacknowledged Set gave a token")
+			}
+			// The tokens to end come from a Store that does not wait.
+			plain, err := sesh.New(p, sesh.Options{Prefix: tc.o.Prefix, TrackUsers: true, TTL: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
 			toks := make([]string, 4)
 			for i := range toks {
-				if toks[i], err = s.Set(ctx, "alice"); err != nil {
+				if toks[i], err = plain.Set(ctx, "alice"); err != nil {
 					t.Fatal(err)
 				}
 			}

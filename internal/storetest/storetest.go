@@ -561,14 +561,26 @@ func testContext(t *testing.T, b Backend) {
 func testReplicas(t *testing.T, b Backend) {
 	// No backend of the suite has 9 replicas: every ending operation
 	// reports it, and has still ended the token.
-	s := newStore(t, b, sesh.Options{TrackUsers: true, Replicas: 9, ReplicaTimeout: 20 * time.Millisecond})
+	p := prefix(t)
+	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, Replicas: 9, ReplicaTimeout: 20 * time.Millisecond})
 	ctx := context.Background()
-	tok := set(t, s, "alice")
+	// Set with TrackUsers waits too, for the index entry: unacknowledged,
+	// it hands out no token and leaves none behind.
+	if tok, err := s.Set(ctx, "alice"); !errors.Is(err, sesh.ErrNotReplicated) || tok != "" || !strings.HasPrefix(err.Error(), "sesh: set: ") {
+		t.Fatalf("Set = %q, %v; want sesh: set: wrapping ErrNotReplicated and no token", tok, err)
+	}
+	if n, _ := redis.Int(do(t, b, "ZCARD", p+":u:alice"), nil); n != 0 {
+		t.Fatalf("an unacknowledged Set left %d index entries", n)
+	}
+	// The tokens come from a Store that does not wait.
+	s0 := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true})
+	count(t, s0, "alice", 0)
+	tok := set(t, s0, "alice")
 	if err := s.Die(ctx, tok); !errors.Is(err, sesh.ErrNotReplicated) || !strings.HasPrefix(err.Error(), "sesh: die: ") {
 		t.Fatalf("Die = %v; want sesh: die: wrapping ErrNotReplicated", err)
 	}
 	wantGone(t, s, tok)
-	tok = set(t, s, "alice")
+	tok = set(t, s0, "alice")
 	nt, err := s.Rotate(ctx, tok)
 	if !errors.Is(err, sesh.ErrNotReplicated) || nt == "" {
 		t.Fatalf("Rotate = %q, %v; want a token and ErrNotReplicated", nt, err)

@@ -175,9 +175,15 @@ func (c cluster) healthy() error {
 	return nil
 }
 
-// restartNode starts killed nodes again with their configuration and node
-// ID; a node whose slots failed over meanwhile rejoins as a replica.
+// restartNode brings killed nodes back as they would be without
+// persistence, safely: once a replica has taken over a killed master's
+// slots, the node starts empty, under a new node ID, the cluster forgets the
+// old one, and it joins as the replica of the master that lacks one. (A node
+// restarted with its old nodes.conf would, until the cluster tells it
+// otherwise, answer for its old slots with no keys: a restart that loses
+// data, not a failover.)
 func (c cluster) restartNode(ports ...int) error {
+	ctx := context.Background()
 	for _, p := range ports {
 		n, err := pick(c, p)
 		if err != nil {
@@ -186,11 +192,104 @@ func (c cluster) restartNode(ports ...int) error {
 		if _, ok := n.pid(); ok || n.up() {
 			continue
 		}
-		if err := n.launch(); err != nil {
+		var oldID string
+		if err := waitFor(ctx, StartTimeout(), "a replica to take over from "+n.addr(), func() (err error) {
+			oldID, err = c.takenOver(n)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := c.replace(n, oldID); err != nil {
 			return err
 		}
 	}
-	return waitFor(context.Background(), StartTimeout(), "a healthy cluster", c.healthy)
+	return waitFor(ctx, StartTimeout(), "a healthy cluster", c.healthy)
+}
+
+// nodeLines returns the CLUSTER NODES view of a live node other than n.
+func (c cluster) nodeLines(n node) ([][]string, node, error) {
+	for _, o := range c.nodes() {
+		if o.port == n.port {
+			continue
+		}
+		s, err := redis.String(o.do("CLUSTER", "NODES"))
+		if err != nil {
+			continue
+		}
+		var lines [][]string
+		for line := range strings.Lines(s) {
+			if f := strings.Fields(line); len(f) >= 8 {
+				lines = append(lines, f)
+			}
+		}
+		return lines, o, nil
+	}
+	return nil, node{}, fmt.Errorf("no node of the cluster answers")
+}
+
+// takenOver returns the ID the cluster knows the dead node n by, once n
+// owns no slots.
+func (c cluster) takenOver(n node) (string, error) {
+	lines, _, err := c.nodeLines(n)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range lines {
+		if strings.HasPrefix(f[1], n.addr()+"@") {
+			if strings.Contains(f[2], "master") && len(f) > 8 {
+				return "", fmt.Errorf("%s still owns slots %v", n.addr(), f[8:])
+			}
+			return f[0], nil
+		}
+	}
+	return "", nil // forgotten already
+}
+
+// replace starts n empty, has every live node forget oldID, and makes n the
+// replica of the master that has none.
+func (c cluster) replace(n node, oldID string) error {
+	for _, f := range []string{"nodes.conf", "dump.rdb"} {
+		os.Remove(filepath.Join(n.dir, f))
+	}
+	if err := n.launch(); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := waitFor(ctx, 10*time.Second, n.addr()+" to answer", func() error { return allUp([]node{n}) }); err != nil {
+		return err
+	}
+	var seed node
+	for _, o := range c.nodes() {
+		if o.port == n.port || !o.up() {
+			continue
+		}
+		seed = o
+		if oldID != "" {
+			o.do("CLUSTER", "FORGET", oldID) // an error means it was forgotten already
+		}
+	}
+	if _, err := seed.do("CLUSTER", "MEET", "127.0.0.1", n.port); err != nil {
+		return fmt.Errorf("CLUSTER MEET %s: %w", n.addr(), err)
+	}
+	return waitFor(ctx, 20*time.Second, n.addr()+" to replicate a master without a replica", func() error {
+		lines, _, err := c.nodeLines(n)
+		if err != nil {
+			return err
+		}
+		replicated := map[string]bool{}
+		for _, f := range lines {
+			if strings.Contains(f[2], "slave") && !strings.Contains(f[2], "fail") {
+				replicated[f[3]] = true
+			}
+		}
+		for _, f := range lines {
+			if strings.Contains(f[2], "master") && !strings.Contains(f[2], "fail") && len(f) > 8 && !replicated[f[0]] {
+				_, err := n.do("CLUSTER", "REPLICATE", f[0])
+				return err
+			}
+		}
+		return fmt.Errorf("no master without a replica yet")
+	})
 }
 
 // describe prints each node's role.

@@ -1,0 +1,312 @@
+// Command soak drives sesh through a realistic workload for a while, on a
+// real Redis topology, while it injects faults, and then checks the
+// recorded history of every call against the promises the README makes.
+//
+//	go run ./cmd/soak -topology single -config cache -d 1m -c 32 -seed 1
+//	go run ./cmd/soak -topology cluster -config replicas -faults kill-master,kill-conns
+//
+// single is a private redis-server the harness starts (and restarts, and
+// starves) behind a TCP proxy of its own; sentinel and cluster are the
+// topologies scripts/ starts. Configurations: plain, crypt, track (with
+// TrackUsers and MaxAge), cache (two caching Stores, one process apart as
+// far as their caches go), replicas (Replicas: 1). It prints a report, writes
+// it as JSON with -json, and exits 1 when a promise was broken.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/seshkit/sesh"
+)
+
+type config struct {
+	opts  sesh.Options
+	crypt bool
+	cache bool
+}
+
+var configs = map[string]config{
+	"plain":    {opts: sesh.Options{TTL: time.Minute}},
+	"crypt":    {opts: sesh.Options{TTL: time.Minute, TrackUsers: true}, crypt: true},
+	"track":    {opts: sesh.Options{TTL: 2 * time.Second, MaxAge: 3 * time.Second, Sliding: true, TrackUsers: true}},
+	"cache":    {opts: sesh.Options{TTL: time.Minute, TrackUsers: true, CacheSize: 10000, CacheMaxStale: 200 * time.Millisecond}, cache: true},
+	"replicas": {opts: sesh.Options{TTL: time.Minute, TrackUsers: true, Replicas: 1, ReplicaTimeout: 500 * time.Millisecond}},
+}
+
+// report is what a run found.
+type report struct {
+	Topology, Config string
+	Seed             uint64
+	Duration         time.Duration
+	Concurrency      int
+	Calls            map[string]int // by op
+	Errors           map[string]int // by op/kind
+	P50, P99, Max    time.Duration
+	Events           []event
+	Checked          map[string]int
+	Violations       []violation
+	WithinCacheLag   int
+	Goroutines       [2]int // before the Stores, after they closed
+	HeapMB           [2]float64
+	Leaked           bool
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	topo := fs.String("topology", "single", "single, sentinel or cluster")
+	cfgName := fs.String("config", "plain", "plain, crypt, track, cache or replicas")
+	d := fs.Duration("d", 30*time.Second, "how long to run")
+	c := fs.Int("c", 32, "concurrent workers")
+	users := fs.Int("users", 50, "distinct users")
+	seed := fs.Uint64("seed", 1, "seed of the workload and of the fault schedule")
+	faultList := fs.String("faults", "all", "comma-separated faults, all, or none")
+	every := fs.Duration("every", 2*time.Second, "a fault starts this often")
+	timeout := fs.Duration("timeout", time.Second, "each call's context timeout")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	list := fs.Bool("list", false, "list the faults and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *list {
+		for _, f := range faults {
+			fmt.Fprintf(stdout, "%-14s %-24s %s\n", f.name, strings.Join(f.on, ","), f.about)
+		}
+		return 0
+	}
+	cfg, ok := configs[*cfgName]
+	if !ok {
+		fmt.Fprintf(stderr, "soak: unknown config %q\n", *cfgName)
+		return 2
+	}
+	chosen, err := chooseFaults(*faultList, *topo)
+	if err != nil {
+		fmt.Fprintln(stderr, "soak:", err)
+		return 2
+	}
+	r, err := soak(*topo, *cfgName, cfg, chosen, *d, *c, *users, *seed, *every, *timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "soak:", err)
+		return 1
+	}
+	print(stdout, r)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			fmt.Fprintln(stderr, "soak:", err)
+			return 1
+		}
+	}
+	if len(r.Violations) > 0 || r.Leaked {
+		return 1
+	}
+	return 0
+}
+
+func chooseFaults(spec, topo string) ([]fault, error) {
+	var out []fault
+	if spec == "none" {
+		return nil, nil
+	}
+	for _, f := range faults {
+		if !slices.Contains(f.on, topo) {
+			continue
+		}
+		if spec == "all" || slices.Contains(strings.Split(spec, ","), f.name) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no fault of %q applies to %s; see -list", spec, topo)
+	}
+	return out, nil
+}
+
+func soak(topo, cfgName string, cfg config, chosen []fault, d time.Duration, c, nusers int, seed uint64,
+	every, timeout time.Duration) (*report, error) {
+	r := &report{Topology: topo, Config: cfgName, Seed: seed, Duration: d, Concurrency: c}
+	if topo == "cluster" && cfg.cache {
+		return nil, fmt.Errorf("the cache does not run on Redis Cluster (issue 14)")
+	}
+	t, err := newTarget(topo)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	r.Goroutines[0], r.HeapMB[0] = goroutines(), heapMB()
+
+	prefix := fmt.Sprintf("soak%d", time.Now().UnixNano())
+	cfg.opts.Prefix = prefix
+	n := 1
+	if cfg.cache {
+		n = 2 // one Store ends what the other caches, and the other way round
+	}
+	var stores []api
+	var closers []func()
+	key, _ := sesh.KeyFromSecret(strings.Repeat("soak-secret-", 4))
+	for range n {
+		p, closer, err := t.pool()
+		if err != nil {
+			return nil, err
+		}
+		s, err := sesh.New(p, cfg.opts)
+		if err != nil {
+			closer()
+			return nil, err
+		}
+		closers = append(closers, func() { s.Close(); closer() })
+		var a api = s
+		if cfg.crypt {
+			if a, err = sesh.NewCrypt(s, key); err != nil {
+				return nil, err
+			}
+		}
+		stores = append(stores, a)
+	}
+	users := make([]string, nusers)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%d", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	evc := make(chan []event, 1)
+	go func() { evc <- inject(ctx, t, chosen, every, seed) }()
+	h := runWorkers(ctx, c, stores, users, cfg.opts.TrackUsers, timeout, seed)
+	r.Events = <-evc
+	for _, cl := range closers {
+		cl()
+	}
+
+	sort.Slice(h, func(i, j int) bool { return h[i].Start.Before(h[j].Start) })
+	recoveries(r.Events, h)
+	r.Calls, r.Errors = map[string]int{}, map[string]int{}
+	lat := make([]time.Duration, 0, len(h))
+	for _, c := range h {
+		r.Calls[c.Op]++
+		if c.Err != "" {
+			r.Errors[c.Op+"/"+c.Err]++
+		}
+		lat = append(lat, c.End.Sub(c.Start))
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		r.P50, r.P99, r.Max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	}
+	lag := time.Duration(0)
+	if cfg.cache {
+		lag = cfg.opts.CacheMaxStale
+	}
+	v := check(h, limits{MaxAge: cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag})
+	r.Checked, r.Violations, r.WithinCacheLag = v.Checked, v.Violations, v.WithinLag
+	h = nil
+	// Once everything is closed, what the run started must be gone.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r.Goroutines[1], r.HeapMB[1] = goroutines(), heapMB()
+		if r.Goroutines[1] <= r.Goroutines[0]+2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	r.Leaked = r.Goroutines[1] > r.Goroutines[0]+2 || r.HeapMB[1] > r.HeapMB[0]+16
+	return r, nil
+}
+
+func goroutines() int { return runtime.NumGoroutine() }
+
+func heapMB() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc) / (1 << 20)
+}
+
+func print(w io.Writer, r *report) {
+	total := 0
+	for _, n := range r.Calls {
+		total += n
+	}
+	fmt.Fprintf(w, "soak: %s, config %s, %v, %d workers, seed %d\n", r.Topology, r.Config, r.Duration, r.Concurrency, r.Seed)
+	fmt.Fprintf(w, "calls: %d (%.0f/s); latency p50 %v, p99 %v, max %v\n", total, float64(total)/r.Duration.Seconds(),
+		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Millisecond))
+	fmt.Fprintf(w, "by op: %s\n", kv(r.Calls))
+	fmt.Fprintf(w, "errors: %s\n", kv(r.Errors))
+	byFault := map[string][]time.Duration{}
+	failed := map[string]int{}
+	for _, e := range r.Events {
+		if e.Err != "" {
+			failed[e.Fault]++
+			continue
+		}
+		byFault[e.Fault] = append(byFault[e.Fault], e.Recovery)
+	}
+	names := make([]string, 0, len(byFault))
+	for n := range byFault {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "faults: %d injected\n", len(r.Events))
+	if len(r.Events) > 0 && len(r.Violations) > 0 {
+		for _, e := range r.Events {
+			fmt.Fprintf(w, "  at +%v %s (%v)\n", e.Start.Sub(r.Events[0].Start.Add(-time.Duration(0))).Round(time.Millisecond), e.Fault, e.End.Sub(e.Start).Round(time.Millisecond))
+		}
+	}
+	for _, n := range names {
+		rs := byFault[n]
+		slices.Sort(rs)
+		fmt.Fprintf(w, "  %-14s x%-3d recovery median %v, max %v\n", n, len(rs), rs[len(rs)/2].Round(time.Millisecond), rs[len(rs)-1].Round(time.Millisecond))
+	}
+	for n, k := range failed {
+		fmt.Fprintf(w, "  %-14s could not be injected %d times\n", n, k)
+	}
+	fmt.Fprintf(w, "checked: %s\n", kv(r.Checked))
+	if r.WithinCacheLag > 0 {
+		fmt.Fprintf(w, "stale reads within the cache's documented bound: %d\n", r.WithinCacheLag)
+	}
+	fmt.Fprintf(w, "after close: goroutines %d -> %d, heap %.1f -> %.1f MiB\n", r.Goroutines[0], r.Goroutines[1], r.HeapMB[0], r.HeapMB[1])
+	if len(r.Violations) == 0 && !r.Leaked {
+		fmt.Fprintln(w, "verdict: every promise held")
+		return
+	}
+	byRule := map[string]int{}
+	for _, v := range r.Violations {
+		byRule[v.Rule]++
+	}
+	fmt.Fprintf(w, "verdict: BROKEN: %s (leaked: %v)\n", kv(byRule), r.Leaked)
+	for i, v := range r.Violations {
+		if i == 10 {
+			fmt.Fprintf(w, "  ... and %d more\n", len(r.Violations)-10)
+			break
+		}
+		fmt.Fprintf(w, "  %s: %s\n", v.Rule, v.What)
+	}
+}
+
+func kv(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, m[k])
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// proxy is a TCP proxy on loopback between the Store and one Redis, whose
+// behaviour the fault schedule switches: pass bytes through, add latency
+// to each chunk, reset every connection, or swallow everything (a blackhole
+// that accepts and never answers). No fault-proxy library is among the Go
+// modules this project may use (toxiproxy's is not served), so it is this
+// small one, tested in proxy_test.go.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	mode    mode
+	latency time.Duration
+	conns   map[net.Conn]bool
+	wg      sync.WaitGroup
+}
+
+type mode int
+
+const (
+	pass mode = iota
+	slow
+	blackhole
+)
+
+// newProxy listens on a free loopback port and forwards to target.
+func newProxy(target string) (*proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+// set switches the mode; latency applies to slow.
+func (p *proxy) set(m mode, latency time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mode, p.latency = m, latency
+}
+
+// reset closes every connection open through the proxy: both sides see a
+// connection reset.
+func (p *proxy) reset() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0) // RST, not FIN
+		}
+		c.Close()
+		n++
+	}
+	return n
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.reset()
+	p.wg.Wait()
+}
+
+func (p *proxy) track(c net.Conn, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.conns[c] = true
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+func (p *proxy) serve(c net.Conn) {
+	defer p.wg.Done()
+	p.track(c, true)
+	defer p.track(c, false)
+	defer c.Close()
+	s, err := net.DialTimeout("tcp", p.target, time.Second)
+	if err != nil {
+		return
+	}
+	p.track(s, true)
+	defer p.track(s, false)
+	defer s.Close()
+	done := make(chan struct{}, 2)
+	go func() { p.pipe(s, c); done <- struct{}{} }()
+	go func() { p.pipe(c, s); done <- struct{}{} }()
+	<-done
+}
+
+// pipe copies src to dst a chunk at a time, as the mode says.
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			m, d := p.mode, p.latency
+			p.mu.Unlock()
+			switch m {
+			case blackhole:
+				continue // read and dropped: the peer waits forever
+			case slow:
+				time.Sleep(d)
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/seshkit/sesh"
+)
+
+// api is what Store and Crypt share.
+type api interface {
+	Set(context.Context, string) (string, error)
+	Get(context.Context, string) (string, error)
+	Liv(context.Context, string) error
+	Die(context.Context, string) error
+	DieAll(context.Context, string) (int, error)
+	Count(context.Context, string) (int, error)
+	Rotate(context.Context, string) (string, error)
+}
+
+// workload is the mix each worker draws from, in parts per 100: mostly
+// Gets, as an API does, then logins, keep-alives, rotations, logouts,
+// logouts everywhere and counts.
+var workload = []struct {
+	op   string
+	part int
+}{
+	{"get", 70}, {"set", 8}, {"liv", 8}, {"rotate", 4}, {"die", 4}, {"dieall", 2}, {"count", 4},
+}
+
+// worker runs the workload on its stores until ctx is done and returns
+// what it saw. Each call has timeout as its context; DieAll and Count need
+// TrackUsers, and are skipped without it.
+func worker(ctx context.Context, id int, stores []api, users []string, track bool, timeout time.Duration, seed uint64) []call {
+	rnd := rand.New(rand.NewPCG(seed, uint64(id)))
+	type tok struct{ token, user string }
+	var mine []tok
+	var h []call
+	for ctx.Err() == nil {
+		s := stores[rnd.IntN(len(stores))]
+		user := users[rnd.IntN(len(users))]
+		op := pick(rnd)
+		if !track && (op == "dieall" || op == "count") {
+			op = "get"
+		}
+		var t tok
+		if len(mine) > 0 {
+			t = mine[rnd.IntN(len(mine))]
+		} else if op != "dieall" && op != "count" {
+			op = "set"
+		}
+		c := call{Op: op, User: user, Token: t.token, Timeout: timeout}
+		cctx, cancel := context.WithTimeout(context.Background(), timeout)
+		c.Start = time.Now()
+		var err error
+		switch op {
+		case "set":
+			c.Out, err = s.Set(cctx, user)
+			if err == nil {
+				mine = append(mine, tok{c.Out, user})
+			}
+		case "get":
+			c.User = t.user
+			c.Out, err = s.Get(cctx, t.token)
+		case "liv":
+			c.User = t.user
+			err = s.Liv(cctx, t.token)
+		case "rotate":
+			c.User = t.user
+			c.Out, err = s.Rotate(cctx, t.token)
+			if err == nil {
+				mine = append(mine, tok{c.Out, t.user})
+			}
+		case "die":
+			c.User = t.user
+			err = s.Die(cctx, t.token)
+		case "dieall":
+			var n int
+			n, err = s.DieAll(cctx, user)
+			c.Out = strconv.Itoa(n)
+		case "count":
+			var n int
+			n, err = s.Count(cctx, user)
+			c.Out = strconv.Itoa(n)
+		}
+		c.End = time.Now()
+		cancel()
+		c.Err = kind(err)
+		h = append(h, c)
+		// Keep the working set bounded: forget tokens now and then.
+		if len(mine) > 200 {
+			mine = mine[len(mine)-100:]
+		}
+	}
+	return h
+}
+
+func pick(rnd *rand.Rand) string {
+	n := rnd.IntN(100)
+	for _, w := range workload {
+		if n < w.part {
+			return w.op
+		}
+		n -= w.part
+	}
+	return "get"
+}
+
+// kind sorts an error for the report and the oracle.
+func kind(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, sesh.ErrNotFound):
+		return "notfound"
+	case errors.Is(err, sesh.ErrNotReplicated):
+		return "notreplicated"
+	case errors.Is(err, sesh.ErrDecrypt):
+		return "decrypt"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "context"
+	}
+	return "other"
+}
+
+// runWorkers runs n workers until ctx is done and returns their history.
+func runWorkers(ctx context.Context, n int, stores []api, users []string, track bool, timeout time.Duration, seed uint64) []call {
+	var mu sync.Mutex
+	var all []call
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := worker(ctx, i, stores, users, track, timeout, seed)
+			mu.Lock()
+			all = append(all, h...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all
+}
