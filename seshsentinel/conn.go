@@ -10,10 +10,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-var errDemoted = errors.New("seshsentinel: the server is a replica now (READONLY)")
+var errDemoted = errors.New("seshsentinel: the server is a replica now (READONLY or MASTERDOWN)")
 
 // conn is a connection to the master that breaks itself, so that the pool
-// drops it, once the server answers READONLY: it has been made a replica.
+// drops it, once the server answers as a replica: it has been demoted.
 type conn struct {
 	redis.Conn
 	demoted atomic.Bool
@@ -24,7 +24,7 @@ var (
 	_ redis.ConnWithTimeout = (*conn)(nil)
 )
 
-// Err returns errDemoted once the server has answered READONLY.
+// Err returns errDemoted once the server has answered as a replica.
 func (c *conn) Err() error {
 	if c.demoted.Load() {
 		return errDemoted
@@ -56,14 +56,15 @@ func (c *conn) ReceiveWithTimeout(d time.Duration) (any, error) {
 	return c.check(redis.ReceiveWithTimeout(c.Conn, d))
 }
 
-// check marks c demoted when a reply, or a reply of a pipeline, is READONLY.
+// check marks c demoted when a reply, or a reply of a pipeline, says the
+// server is not the master.
 func (c *conn) check(v any, err error) (any, error) {
-	if readOnly(err) {
+	if notMaster(err) {
 		c.demoted.Store(true)
 	}
 	if vs, ok := v.([]any); ok {
 		for _, r := range vs {
-			if e, ok := r.(redis.Error); ok && readOnly(e) {
+			if e, ok := r.(redis.Error); ok && notMaster(e) {
 				c.demoted.Store(true)
 			}
 		}
@@ -71,16 +72,34 @@ func (c *conn) check(v any, err error) (any, error) {
 	return v, err
 }
 
-// readOnly reports whether err is Redis refusing a write on a replica:
-// READONLY as the reply, or as the cause of a failed script, which Redis 6.2
-// reports as "ERR Error running script ...: -READONLY ..." and Redis 7 as
-// "READONLY ... script: ...".
-func readOnly(err error) bool {
+// notMaster reports whether err is a reply that only a replica gives:
+// READONLY to a write, or MASTERDOWN when it has lost its master and may not
+// serve stale data. LOADING is not one: a master that restarted answers it
+// while it loads its data, and a loading replica answers READONLY to the
+// first write after.
+//
+// Redis 7 refuses a script's write as "READONLY … script: …", but Redis 6.2
+// and before put the refusal inside the script's error ("ERR Error running
+// script (…): @user_script:1: @user_script: 1: -READONLY …"), and so does
+// Redis 7 for a script that raises a redis.pcall error again ("ERR
+// user_script:1: READONLY …"). So the code counts at the start of err or of
+// any part after ": ", with or without the '-' of a quoted reply, in
+// capitals and as a whole word: "readonly" inside a script's own message
+// is not Redis's verdict.
+func notMaster(err error) bool {
 	var e redis.Error
 	if !errors.As(err, &e) {
 		return false
 	}
-	s := string(e)
-	return strings.HasPrefix(s, "READONLY ") ||
-		strings.HasPrefix(s, "ERR ") && strings.Contains(s, "-READONLY You can't write against a read only replica")
+	msg := string(e)
+	for {
+		code, _, _ := strings.Cut(strings.TrimPrefix(msg, "-"), " ")
+		if code == "READONLY" || code == "MASTERDOWN" {
+			return true
+		}
+		var more bool
+		if _, msg, more = strings.Cut(msg, ": "); !more {
+			return false
+		}
+	}
 }

@@ -5,5 +5,5 @@ import "github.com/gomodule/redigo/redis"
 // WatchReadOnly wraps c as New's pool wraps the connections it dials.
 func WatchReadOnly(c redis.Conn) redis.Conn { return &conn{Conn: c} }
 
-// ReadOnly exposes the check that a reply is a replica refusing a write.
-func ReadOnly(err error) bool { return readOnly(err) }
+// NotMaster reports whether err says that the server is not the master.
+var NotMaster = notMaster

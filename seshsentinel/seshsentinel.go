@@ -22,12 +22,14 @@
 // A pooled connection to a demoted master must not serve another write.
 // Sentinel closes the client connections of an instance it turns into a
 // replica; a connection idle for a second or more is checked with ROLE
-// before it is reused; and a connection that gets a READONLY error reply is
-// dropped from the pool when it is closed. Checking every connection on
-// every borrow would cost each call a round trip. A connection to a master
-// that died fails its next call with a read or write error, and is dropped
-// too. So during a failover calls fail with clear errors, and once the
-// sentinels name the new master, new connections reach it.
+// before it is reused; and a connection that gets an error reply only a
+// replica gives, READONLY or MASTERDOWN, directly or within a script's
+// error, is dropped from the pool when it is closed. Checking every
+// connection on every borrow would cost each call a round trip. A
+// connection to a master that died fails its next call with a read or
+// write error, and is dropped too. So during a failover calls fail with
+// clear errors, and once the sentinels name the new master, new
+// connections reach it.
 //
 // # Limits and timeouts
 //

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -141,11 +141,11 @@ func aMaster(t *target, rnd *rand.Rand) (string, error) {
 
 // event is one fault as it happened.
 type event struct {
-	Fault    string
-	Start    time.Time
-	End      time.Time     // when it was undone (Start for a fault that ends by itself)
-	Recovery time.Duration // from End to the first successful call that began after it; -1 if none
-	Err      string        `json:",omitempty"`
+	Fault  string
+	Start  time.Time
+	End    time.Time     // when it was undone (Start for a fault that ends by itself)
+	Outage time.Duration // the longest time without a successful call, from Start to a second after End
+	Err    string        `json:",omitempty"`
 }
 
 // inject runs faults from the list, one at a time, every period, until ctx
@@ -183,18 +183,25 @@ func inject(ctx context.Context, t *target, list []fault, period time.Duration, 
 	}
 }
 
-// recoveries fills in each event's recovery time from h, sorted by Start.
-func recoveries(evs []event, h []call) {
-	for i := range evs {
-		evs[i].Recovery = -1
-		j := sort.Search(len(h), func(k int) bool { return !h[k].Start.Before(evs[i].End) })
-		for _, c := range h[j:] {
-			if c.Start.Sub(evs[i].End) > time.Minute {
-				break
-			}
-			if (c.ok() || c.Err == "notfound") && (evs[i].Recovery < 0 || c.End.Sub(evs[i].End) < evs[i].Recovery) {
-				evs[i].Recovery = c.End.Sub(evs[i].End)
-			}
+// outages fills in each event's outage from h, sorted by Start: the
+// longest time, from when the fault began until a second after it ended,
+// in which no call succeeded (ErrNotFound is an answer too).
+func outages(evs []event, h []call) {
+	var done []time.Time
+	for _, c := range h {
+		if c.ok() || c.Err == "notfound" {
+			done = append(done, c.End)
 		}
+	}
+	slices.SortFunc(done, time.Time.Compare)
+	for i := range evs {
+		from, to := evs[i].Start, evs[i].End.Add(time.Second)
+		j, _ := slices.BinarySearchFunc(done, from, time.Time.Compare)
+		last, gap := from, time.Duration(0)
+		for ; j < len(done) && done[j].Before(to); j++ {
+			gap = max(gap, done[j].Sub(last))
+			last = done[j]
+		}
+		evs[i].Outage = max(gap, to.Sub(last))
 	}
 }

@@ -190,7 +190,7 @@ func soak(topo, cfgName string, cfg config, chosen []fault, d time.Duration, c, 
 	}
 
 	sort.Slice(h, func(i, j int) bool { return h[i].Start.Before(h[j].Start) })
-	recoveries(r.Events, h)
+	outages(r.Events, h)
 	r.Calls, r.Errors = map[string]int{}, map[string]int{}
 	lat := make([]time.Duration, 0, len(h))
 	for _, c := range h {
@@ -248,7 +248,7 @@ func print(w io.Writer, r *report) {
 			failed[e.Fault]++
 			continue
 		}
-		byFault[e.Fault] = append(byFault[e.Fault], e.Recovery)
+		byFault[e.Fault] = append(byFault[e.Fault], e.Outage)
 	}
 	names := make([]string, 0, len(byFault))
 	for n := range byFault {
@@ -264,7 +264,7 @@ func print(w io.Writer, r *report) {
 	for _, n := range names {
 		rs := byFault[n]
 		slices.Sort(rs)
-		fmt.Fprintf(w, "  %-14s x%-3d recovery median %v, max %v\n", n, len(rs), rs[len(rs)/2].Round(time.Millisecond), rs[len(rs)-1].Round(time.Millisecond))
+		fmt.Fprintf(w, "  %-14s x%-3d longest outage: median %v, max %v\n", n, len(rs), rs[len(rs)/2].Round(time.Millisecond), rs[len(rs)-1].Round(time.Millisecond))
 	}
 	for n, k := range failed {
 		fmt.Fprintf(w, "  %-14s could not be injected %d times\n", n, k)
