@@ -54,4 +54,9 @@ func TestCheck(t *testing.T) {
 	if len(v.Violations) != 0 || v.WithinLag != 1 {
 		t.Errorf("stale read within the cache's bound: %v, %d within", v.Violations, v.WithinLag)
 	}
+	v = check([]call{set, {Op: "get", Token: "T1", Err: "notfound", Start: at(10), End: at(11)}, get("T1", "ann", 20), get("T1", "ann", 100)},
+		limits{CacheLag: 50 * time.Millisecond})
+	if len(v.Violations) != 1 || v.Violations[0].Rule != "resurrection" || v.WithinLag != 1 {
+		t.Errorf("a read 9ms after ErrNotFound is within the bound, one 89ms after is not: %v, %d within", v.Violations, v.WithinLag)
+	}
 }

@@ -218,8 +218,8 @@ func (s sentinel) byAddr(addr string) (node, error) {
 // settledMaster returns the master once the sentinels agree on it and no
 // failover is under way, so that a data node coming back on port can be
 // told whom to follow. While port itself is the dead master the sentinels
-// still name, a failover is about to happen: not settled, unless the other
-// data node is down too (then port comes back as master).
+// still name, a failover is about to happen, flagged or not: not settled,
+// unless the other data node is down too (then port comes back as master).
 func (s sentinel) settledMaster(port int) (string, error) {
 	addr, answered := "", 0
 	for _, n := range s.sentinels() {
@@ -237,10 +237,14 @@ func (s sentinel) settledMaster(port int) (string, error) {
 		if strings.Contains(flags, "failover_in_progress") {
 			return "", fmt.Errorf("sentinel %s: failover in progress", n.addr())
 		}
-		if addr == fmt.Sprintf("127.0.0.1:%d", port) && (strings.Contains(flags, "s_down") || strings.Contains(flags, "o_down")) {
+		// The node is dead: while the sentinels still name it master, they
+		// will fail over, even when they have not flagged it down yet.
+		// Coming back empty as master before that would be a restart that
+		// loses every key, which the replica would then copy.
+		if addr == fmt.Sprintf("127.0.0.1:%d", port) {
 			for _, d := range s.data() {
 				if d.port != port && d.up() {
-					return "", fmt.Errorf("sentinel %s: %s is down (%s); waiting for the failover", n.addr(), addr, flags)
+					return "", fmt.Errorf("sentinel %s: %s is master (%s) but dead; waiting for the failover", n.addr(), addr, flags)
 				}
 			}
 		}
