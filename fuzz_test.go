@@ -139,3 +139,37 @@ func FuzzIndexMembers(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNewPoolHidesThePassword puts a password in the user-info of URLs of
+// every shape, and checks that NewPool's error does not show it, nor, when
+// NewPool succeeds, the address that dial errors would show.
+func FuzzNewPoolHidesThePassword(f *testing.F) {
+	const secret = "S3CRETPW"
+	schemes := []string{"redis://", "rediss://", "unix://", "http://"}
+	f.Add(uint8(0), "", "", "127.0.0.1:6379/0")
+	f.Add(uint8(0), "u:", "%zz", "host/0")
+	f.Add(uint8(0), "u:", "", "host:notaport/0")
+	f.Add(uint8(0), "", "/x", "host/0")
+	f.Add(uint8(1), "", "#x", "host")
+	f.Add(uint8(2), "/", "", "/run/redis.sock")
+	f.Add(uint8(2), ":", "?db=1", "/run/redis.sock?db=x")
+	f.Add(uint8(3), "u:", "", "[::1")
+	f.Fuzz(func(t *testing.T, scheme uint8, before, after, rest string) {
+		if strings.Contains(rest, "@") {
+			return // the user-info ends at the last '@'
+		}
+		raw := schemes[int(scheme)%len(schemes)] + before + secret + after + "@" + rest
+		p, err := sesh.NewPool(raw)
+		if err != nil {
+			if msg := err.Error(); !strings.HasPrefix(msg, "sesh: newpool: ") ||
+				strings.Contains(strings.ToUpper(msg), secret) {
+				t.Fatalf("NewPool(%q) = %q", raw, msg)
+			}
+			return
+		}
+		p.Close()
+		if _, addr, err := sesh.ParseURL(raw); err != nil || strings.Contains(strings.ToUpper(addr), secret) {
+			t.Fatalf("ParseURL(%q) = %q, %v", raw, addr, err)
+		}
+	})
+}

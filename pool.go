@@ -76,6 +76,15 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 		// password: name only the kind of fault.
 		return "", "", nil, fmt.Errorf("URL %q does not parse: %s", redact.URL(rawurl), parseFault(err))
 	}
+	// An unencoded '/', '?' or '#' in a password ends the host early: the
+	// password's start becomes the host, which a dial error would show, and
+	// the '@' lands in the path, query or fragment.
+	if strings.Contains(rawurl, "#") {
+		return "", "", nil, fmt.Errorf("URL %q has a fragment; percent-encode any '/', '?' or '#' in the password", redact.URL(rawurl))
+	}
+	if strings.Contains(u.Path+u.RawQuery, "@") {
+		return "", "", nil, fmt.Errorf("URL %q has an '@' after its host; percent-encode any '/', '?' or '#' in the password", redact.URL(rawurl))
+	}
 	opts = credentials(u)
 	var db int
 	switch u.Scheme {
@@ -91,7 +100,8 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 	case "unix":
 		network, addr, db, err = unixTarget(u)
 	default:
-		return "", "", nil, fmt.Errorf("URL scheme %q is not redis, rediss or unix", u.Scheme)
+		// The URL, not u.Scheme: in user:password@host, the user is the scheme.
+		return "", "", nil, fmt.Errorf("URL %q: the scheme is not redis, rediss or unix", redact.URL(rawurl))
 	}
 	if err != nil {
 		return "", "", nil, fmt.Errorf("URL %q %w", redact.URL(rawurl), err)

@@ -254,19 +254,24 @@ func TestNewPoolContext(t *testing.T) {
 func TestNoPasswordInErrors(t *testing.T) {
 	const secret = "S3CRETPW"
 	for _, url := range []string{
-		"redis://" + secret + "@127.0.0.1:6379/x",             // lone user-info: the password
-		"redis://default:" + secret + "%zz@127.0.0.1/0",       // does not parse
-		"redis://" + secret + "%zz@127.0.0.1/0",               // does not parse, lone
-		"redis://u:" + secret + "@127.0.0.1:notaport/0",       // bad port
-		"redis://" + secret + "@127.0.0.1:notaport/0",         // bad port, lone
-		"redis://u:" + secret + "@127.0.0.1/?tls=false",       // query
-		"redis://u:" + secret + "@/0",                         // no host
-		"http://u:" + secret + "@127.0.0.1:6379",              // scheme
-		"unix://u:" + secret + "@/run/redis.sock?tls=1",       // query
-		"unix://u:" + secret + "@/run/redis.sock?db=x",        // db
-		"unix://" + secret + "@",                              // no socket path
-		"redis://u:" + secret + "@[::1:6379/0",                // bad host
-		"redis://u:" + secret[:4] + "%zz" + secret[4:] + "@h", // the escape is in the secret
+		"redis://" + secret + "@127.0.0.1:6379/x",                        // lone user-info: the password
+		"redis://default:" + secret + "%zz@127.0.0.1/0",                  // does not parse
+		"redis://" + secret + "%zz@127.0.0.1/0",                          // does not parse, lone
+		"redis://u:" + secret + "@127.0.0.1:notaport/0",                  // bad port
+		"redis://" + secret + "@127.0.0.1:notaport/0",                    // bad port, lone
+		"redis://u:" + secret + "@127.0.0.1/?tls=false",                  // query
+		"redis://u:" + secret + "@/0",                                    // no host
+		"http://u:" + secret + "@127.0.0.1:6379",                         // scheme
+		"unix://u:" + secret + "@/run/redis.sock?tls=1",                  // query
+		"unix://u:" + secret + "@/run/redis.sock?db=x",                   // db
+		"unix://" + secret + "@",                                         // no socket path
+		"redis://u:" + secret + "@[::1:6379/0",                           // bad host
+		"redis://u:" + secret[:4] + "%zz" + secret[4:] + "@h",            // the escape is in the secret
+		"redis://u:" + secret[:4] + "/" + secret[4:] + "@127.0.0.1/0",    // a '/' cuts the host short
+		"redis://u:" + secret[:4] + "?" + secret[4:] + "@127.0.0.1/0",    // a '?' too
+		"redis://u:" + secret[:4] + "#" + secret[4:] + "@127.0.0.1/0",    // a '#' too
+		"unix://u:" + secret[:4] + "/" + secret[4:] + "@/run/redis.sock", // would dial a path with the secret in it
+		"u:" + secret + "@127.0.0.1:6379",                                // no scheme: the user reads as one
 	} {
 		_, err := sesh.NewPool(url)
 		if err == nil {

@@ -30,12 +30,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/redact"
 )
 
 // The workload every contender runs.
@@ -125,18 +125,9 @@ func Dial(ctx context.Context, rawURL string) (*Redis, error) {
 	}
 	if err != nil {
 		p.Close()
-		return nil, fmt.Errorf("bench: %s: %w", redacted(rawURL), err)
+		return nil, fmt.Errorf("bench: %s: %w", redact.URL(rawURL), err)
 	}
 	return &Redis{URL: rawURL, Pool: p}, nil
-}
-
-// redacted hides a URL's password.
-func redacted(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 // Close closes the shared pool.

@@ -359,7 +359,7 @@ func TestUsage(t *testing.T) {
 		{"an extra argument", []string{"set", "-redis", url, "a", "b"}, exitUsage, "set takes 1 argument, got 2"},
 		{"an argument to keygen", []string{"keygen", "x"}, exitUsage, "keygen takes 0 arguments"},
 		{"a bad -ttl", []string{"set", "-redis", url, "-ttl", "0", "a"}, exitUsage, "want a positive duration"},
-		{"a bad URL", []string{"get", "-redis", "http://localhost", tok}, exitUsage, `scheme "http"`},
+		{"a bad URL", []string{"get", "-redis", "http://localhost", tok}, exitUsage, `the scheme is not redis`},
 		{"dieall without -track-users", []string{"dieall", "-redis", url, "a"}, exitUsage, "needs -track-users"},
 		{"count without -track-users", []string{"count", "-redis", url, "a"}, exitUsage, "needs -track-users"},
 		{"an empty token on stdin", []string{"get", "-redis", url, "-"}, exitUsage, "standard input"},

@@ -13,19 +13,13 @@ func URL(raw string) string {
 	if i := strings.Index(raw, "://"); i >= 0 {
 		scheme, rest = raw[:i+3], raw[i+3:]
 	}
-	// The authority ends at the first '/', '?' or '#'; its user-info at
-	// the last '@' within it (an unescaped '@' in a password included).
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndex(rest[:end], "@")
+	// Everything up to the last '@' may be user-info: a password can hold
+	// an unencoded '@', '/', '?' or '#', so the authority cannot be told
+	// apart first. Hiding too much of a URL that has an '@' after its host
+	// (NewPool refuses those) is the safe mistake.
+	at := strings.LastIndex(rest, "@")
 	if at < 0 {
-		// The password may itself hold a '/', '?' or '#': hide anything
-		// before an '@' that such a character precedes.
-		if at = strings.LastIndex(rest, "@"); at < 0 {
-			return raw
-		}
+		return raw
 	}
 	return scheme + "xxxxx" + rest[at:]
 }

@@ -166,6 +166,8 @@ func TestCommandLineHidesThePassword(t *testing.T) {
 		{"-redis", "redis://:hunter2@db:6379/15"},
 		{"-redis=redis://:hunter2@db:6379/15"},
 		{"--redis", "redis://u:hunter2@db/1", "-quick"},
+		{"-redis", "redis://hunter2@db:6379/15"},
+		{"-redis", "redis://u:hunter2%zz@db/0"},
 	} {
 		if got := commandLine(config{args: args}); strings.Contains(got, "hunter2") {
 			t.Errorf("commandLine(%q) = %q shows the password", args, got)

@@ -26,7 +26,6 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,6 +36,7 @@ import (
 	"time"
 
 	"github.com/seshkit/sesh/bench"
+	"github.com/seshkit/sesh/internal/redact"
 )
 
 // config is what the flags set.
@@ -186,7 +186,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep := &Report{
 		Date:          started.UTC().Truncate(time.Second),
 		Command:       commandLine(cfg),
-		Redis:         redactURL(cfg.url),
+		Redis:         redact.URL(cfg.url),
 		RedisVersion:  version,
 		GoVersion:     runtime.Version(),
 		Platform:      runtime.GOOS + "/" + runtime.GOARCH,
@@ -423,14 +423,6 @@ func (c *Cell) fill(ss []sample) {
 // count: always a real round, never an average of two.
 func median[T any](xs []T) T { return xs[(len(xs)-1)/2] }
 
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // commandLine is the command that reproduces this run, as run from bench/.
 func commandLine(cfg config) string {
 	parts := []string{"go run ./cmd/compare"}
@@ -438,9 +430,9 @@ func commandLine(cfg config) string {
 	for _, a := range cfg.args {
 		switch name, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); {
 		case redisNext:
-			a = redactURL(a)
+			a = redact.URL(a)
 		case name == "redis" && ok:
-			a = a[:len(a)-len(val)] + redactURL(val)
+			a = a[:len(a)-len(val)] + redact.URL(val)
 		}
 		redisNext = a == "-redis" || a == "--redis"
 		if strings.ContainsAny(a, " \t'\"") {
