@@ -52,6 +52,7 @@ type watched struct {
 	*redis.Pool
 	reads  atomic.Int64
 	refuse atomic.Bool // CLIENT ID fails, so tracking cannot be turned on
+	noEval atomic.Bool // EVAL and EVALSHA fail, as on a Redis that fails writes
 
 	mu  sync.Mutex
 	ids []int64
@@ -109,12 +110,18 @@ type watchedConn struct {
 	w *watched
 }
 
-var errRefused = errors.New("tracking refused by the test")
+var (
+	errRefused     = errors.New("tracking refused by the test")
+	errRefusedEval = errors.New("script refused by the test")
+)
 
 func (c watchedConn) see(cmd string, args []any) error {
 	switch strings.ToUpper(cmd) {
 	case "GET", "GETEX", "EVAL", "EVALSHA":
 		c.w.reads.Add(1)
+		if c.w.noEval.Load() && strings.HasPrefix(strings.ToUpper(cmd), "EVAL") {
+			return errRefusedEval
+		}
 	case "CLIENT":
 		if len(args) > 0 && args[0] == "ID" && c.w.refuse.Load() {
 			return errRefused
@@ -1243,5 +1250,33 @@ func BenchmarkCachedGet(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// TestCacheSlidingRefreshFails checks that when a sliding cached Get is due
+// to restart the TTL in Redis and that write fails, the Get reports the
+// failure instead of answering from memory as if the TTL had restarted.
+func TestCacheSlidingRefreshFails(t *testing.T) {
+	url := realURL(t)
+	t.Parallel()
+	ctx := context.Background()
+	w := watch(t, url)
+	p := cachePrefix()
+	s := newCached(t, w, sesh.Options{Prefix: p, Sliding: true, TTL: 2 * time.Second, CacheSize: 100, CacheMaxStale: 100 * time.Millisecond})
+	tok := mustSet(t, s, "alice")
+	cached(t, s, w, tok, "alice")
+	// The TTL has run down by more than the slack (100ms), and is far from
+	// its end: the next Get must restart it in Redis.
+	time.Sleep(300 * time.Millisecond)
+	w.noEval.Store(true)
+	if got, err := s.Get(ctx, tok); !errors.Is(err, errRefusedEval) || got != "" {
+		t.Fatalf("Get whose TTL restart failed = %q, %v; want the failure", got, err)
+	}
+	w.noEval.Store(false)
+	if got, err := s.Get(ctx, tok); got != "alice" || err != nil {
+		t.Fatalf("Get after the failure = %q, %v", got, err)
+	}
+	if ms, _ := redis.Int64(do(t, w, "PTTL", key(t, p, tok))); ms < 1500 {
+		t.Fatalf("after a successful restart the token lives %dms; want about 2000", ms)
 	}
 }
