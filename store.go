@@ -306,14 +306,6 @@ func (s *Store) cleanup(ctx context.Context, c *conn, failed bool, cmds ...[]any
 // lock, which expires lockSlack after the DieAll's deadline.
 const cleanupTimeout = 250 * time.Millisecond
 
-// keysOf lists a token's keys: its own and, with MaxAge, its deadline.
-func (s *Store) keysOf(key string) []any {
-	if s.maxAge > 0 {
-		return []any{key, deadlineKey(key)}
-	}
-	return []any{key}
-}
-
 func (s *Store) get(ctx context.Context, cd codec, token string) (string, error) {
 	if s.cache != nil {
 		return s.cache.get(ctx, cd, token)

@@ -41,7 +41,6 @@ type cluster struct{}
 func (cluster) name() string  { return "cluster" }
 func (cluster) dir() string   { return filepath.Join(RunDir(), "cluster") }
 func (cluster) nodes() []node { return clusterNodes() }
-func (cluster) ports() []int  { return clusterPorts }
 func (c cluster) stop() error { return stopAll(c) }
 func (c cluster) restart() error {
 	if err := c.stop(); err != nil {
@@ -125,7 +124,7 @@ func clusterInfo(n node) string {
 func (c cluster) healthy() error {
 	for _, n := range c.nodes() {
 		if _, ok := n.pid(); !ok {
-			return fmt.Errorf("%s is not running from %s: %w", n.addr(), c.dir(), errNotRunning)
+			return fmt.Errorf("%s is not running from %s: %w", n.addr(), c.dir(), ErrNotRunning)
 		}
 		if err := expect(n.addr(), fields(clusterInfo(n), ":"),
 			"cluster_state", "ok", "cluster_slots_ok", "16384", "cluster_known_nodes", "6", "cluster_size", "3"); err != nil {

@@ -249,4 +249,5 @@ func portsFree(nodes []node) error {
 	return nil
 }
 
-var errNotRunning = errors.New("not running")
+// ErrNotRunning is the cause Check reports when a process is missing.
+var ErrNotRunning = errors.New("not running")

@@ -21,7 +21,7 @@ func TestFieldsAndExpect(t *testing.T) {
 	if m["flags"] != "master" || m["num-slaves"] != "1" {
 		t.Fatalf("pairs = %v", m)
 	}
-	if pairs(nil, errNotRunning) != nil {
+	if pairs(nil, ErrNotRunning) != nil {
 		t.Fatal("pairs of an error is not nil")
 	}
 }

@@ -134,23 +134,6 @@ func replicationOK(m, r node) error {
 	return nil
 }
 
-// Master returns the address most sentinels give for the master now.
-func (s sentinel) master() string {
-	votes := map[string]int{}
-	best := ""
-	for _, n := range s.sentinels() {
-		addr := sentinelMaster(n)
-		if addr == "" {
-			continue
-		}
-		votes[addr]++
-		if votes[addr] > votes[best] {
-			best = addr
-		}
-	}
-	return best
-}
-
 func sentinelMaster(n node) string {
 	v, err := n.do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName)
 	ss, _ := redis.Strings(v, err)
@@ -167,7 +150,7 @@ func sentinelMaster(n node) string {
 func (s sentinel) healthy() error {
 	for _, n := range s.nodes() {
 		if _, ok := n.pid(); !ok {
-			return fmt.Errorf("%s is not running from %s: %w", n.addr(), s.dir(), errNotRunning)
+			return fmt.Errorf("%s is not running from %s: %w", n.addr(), s.dir(), ErrNotRunning)
 		}
 	}
 	var m, r string

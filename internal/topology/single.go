@@ -54,7 +54,7 @@ func (s single) restart() error {
 
 func (s single) healthy() error {
 	if n := s.nodes()[0]; !n.up() {
-		return fmt.Errorf("%s does not answer: %w", n.addr(), errNotRunning)
+		return fmt.Errorf("%s does not answer: %w", n.addr(), ErrNotRunning)
 	}
 	return nil
 }

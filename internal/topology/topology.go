@@ -119,9 +119,6 @@ func pick(t topo, port int) (node, error) {
 	return node{}, fmt.Errorf("%d is not a port of the %s topology", port, t.name())
 }
 
-// ErrNotRunning is the cause Check reports when a process is missing.
-var ErrNotRunning = errNotRunning
-
 // RecoveryBound is how long after a master is killed a store must answer
 // again. Both topologies promote a replica 2–4s after the kill.
 const RecoveryBound = 15 * time.Second
