@@ -67,6 +67,9 @@ var _ Pool = (*redis.Pool)(nil)
 // Forever, as Options.TTL, means tokens have no idle expiry.
 const Forever time.Duration = -1
 
+// NoPipelining, as Options.Pipelines, turns auto-pipelining off.
+const NoPipelining = -1
+
 // maxUserID is the longest user ID Set accepts, in bytes.
 const maxUserID = 1024
 
@@ -131,6 +134,15 @@ type Options struct {
 	// Redis Cluster. With Sliding, Get restarts the idle TTL only once it has
 	// run down by min(CacheMaxStale, TTL/2). See the README.
 	CacheSize int
+
+	// Pipelines is how many connections to each Redis server the
+	// operations in flight at the same moment share, so that many of them go
+	// out in one write and come back in one read (auto-pipelining). An
+	// operation that finds nothing else in flight, and one that waits for
+	// replicas (Replicas), takes a connection of its own from the Pool
+	// instead. When zero, 2. NoPipelining turns sharing off: every operation
+	// takes its own connection from the Pool. See the README.
+	Pipelines int
 
 	// CacheMaxStale bounds how long the cache serves tokens without hearing
 	// from Redis, should the invalidation connection stall or break without
@@ -253,6 +265,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ReplicaTimeout == 0 {
 		o.ReplicaTimeout = time.Second
+	}
+	switch {
+	case o.Pipelines == 0:
+		o.Pipelines = defaultPipelines
+	case o.Pipelines < 0 && o.Pipelines != NoPipelining:
+		return o, fmt.Errorf("sesh: new: Pipelines %d is negative and not NoPipelining", o.Pipelines)
+	case o.Pipelines > maxPipelines:
+		return o, fmt.Errorf("sesh: new: Pipelines %d is more than %d", o.Pipelines, maxPipelines)
 	}
 	if o.CacheSize < 0 {
 		return o, fmt.Errorf("sesh: new: CacheSize %d is negative", o.CacheSize)
