@@ -1,7 +1,325 @@
 package sesh
 
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Auto-pipelining.
+//
+// A Store with batching keeps a few lanes: each a connection of its Pool,
+// with one goroutine that writes and one that reads. An operation that finds
+// another in flight hands each round trip to a lane as a call, the commands
+// of one round trip. The writer takes every call queued since its last
+// write, sends their commands in order, each call's contiguous, and flushes
+// them in one write. The reader reads the replies in the same order and
+// gives each call its own. redigo allows one writer and one reader on a
+// connection at once, which is all this needs.
+//
+// An operation that finds nothing else in flight, one that waits for
+// replicas, and any operation while no lane is open take a connection of
+// their own, as without batching.
+//
+// A lane lives at most laneLife. Then, or once its connection reports an
+// error (seshsentinel's do when the server answers as a replica), it takes
+// no new calls, answers those it has, and closes its connection without
+// returning it to the Pool; the next lane takes a new one. So a lane
+// follows a Sentinel failover within laneLife, and an idle Store holds no
+// lane after laneLife.
+
 // Auto-pipelining defaults; see Options.Pipelines.
 const (
 	defaultPipelines = 2
 	maxPipelines     = 64
+
+	// laneLife bounds how long a lane uses one connection.
+	laneLife = time.Second
+	// laneDial bounds the opening of a lane's connection.
+	laneDial = 5 * time.Second
+	// laneRetry is how long a lane whose opening failed stays shut.
+	laneRetry = 100 * time.Millisecond
+	// laneDepth bounds the calls written and not yet answered on a lane;
+	// a writer that reaches it waits for the reader.
+	laneDepth = 1024
 )
+
+// errUnsent is the error of a call that no lane wrote: it may run
+// elsewhere.
+var errUnsent = errors.New("sesh: pipeline closed before the call was sent")
+
+// batcher holds a Store's lanes.
+type batcher struct {
+	pool  Pool
+	slots []slot
+	next  atomic.Uint32
+	busy  atomic.Int64 // operations in flight, batched or not
+	// always gives a lane to an operation alone in flight too; see
+	// internal/testknob.
+	always bool
+	calls  sync.Pool // of *call
+
+	writes  atomic.Uint64 // batches written
+	written atomic.Uint64 // calls written
+	cmds    atomic.Uint64 // commands written
+
+	mu     sync.Mutex // guards closed against wg.Add
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// slot is where one lane lives, and is replaced.
+type slot struct {
+	lane    atomic.Pointer[lane]
+	opening atomic.Bool
+	shutTil atomic.Int64 // unix ns before which no lane opens, after a failure
+}
+
+// call is one round trip of one operation.
+type call struct {
+	cmds    []command
+	replies []any
+	err     error
+	done    chan struct{} // gets one value when replies or err is set
+}
+
+type command struct {
+	name string
+	args []any
+}
+
+// lane is one shared connection, its writer and its reader.
+type lane struct {
+	b    *batcher
+	c    redis.Conn
+	wake chan struct{} // the writer has calls or must retire
+	sent chan *call    // written, not yet answered, in order
+
+	mu      sync.Mutex
+	queue   []*call // not yet written
+	closing bool    // takes no more calls
+	done    atomic.Bool
+}
+
+func newBatcher(p Pool, n int) *batcher {
+	b := &batcher{pool: p, slots: make([]slot, n)}
+	b.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
+	return b
+}
+
+// shares reports whether p's connections allow one writer and one reader at
+// once, as redigo's do.
+func shares(p Pool) bool {
+	_, ok := p.(*redis.Pool)
+	return ok
+}
+
+// lane returns an open lane, round robin, or nil when none is: it then
+// opens one in the background.
+func (b *batcher) lane() *lane {
+	i := b.next.Add(1) % uint32(len(b.slots))
+	sl := &b.slots[i]
+	if l := sl.lane.Load(); l != nil && !l.done.Load() {
+		return l
+	}
+	b.open(sl)
+	return nil
+}
+
+// open opens sl's lane in the background, unless it is being opened, shut
+// after a failure or the batcher is closed.
+func (b *batcher) open(sl *slot) {
+	if time.Now().UnixNano() < sl.shutTil.Load() || !sl.opening.CompareAndSwap(false, true) {
+		return
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		sl.opening.Store(false)
+		return
+	}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		defer sl.opening.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), laneDial)
+		c, err := b.pool.GetContext(ctx)
+		cancel()
+		if err != nil {
+			sl.shutTil.Store(time.Now().Add(laneRetry).UnixNano())
+			return
+		}
+		l := &lane{b: b, c: c, wake: make(chan struct{}, 1), sent: make(chan *call, laneDepth)}
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			c.Close()
+			return
+		}
+		b.wg.Add(2)
+		sl.lane.Store(l)
+		b.mu.Unlock()
+		go l.write()
+		go l.read()
+	}()
+}
+
+// close retires every lane and waits for their goroutines to end.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	b.mu.Unlock()
+	for i := range b.slots {
+		if l := b.slots[i].lane.Load(); l != nil {
+			l.retire()
+		}
+	}
+	b.wg.Wait()
+}
+
+func (b *batcher) getCall() *call { return b.calls.Get().(*call) }
+
+// putCall recycles cl, which no lane holds any more.
+func (b *batcher) putCall(cl *call) {
+	clear(cl.cmds)
+	clear(cl.replies)
+	cl.cmds, cl.replies, cl.err = cl.cmds[:0], cl.replies[:0], nil
+	b.calls.Put(cl)
+}
+
+// submit queues cl for the writer. It returns errUnsent when the lane takes
+// no more calls.
+func (l *lane) submit(cl *call) error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return errUnsent
+	}
+	l.queue = append(l.queue, cl)
+	first := len(l.queue) == 1
+	l.mu.Unlock()
+	if first {
+		l.poke()
+	}
+	return nil
+}
+
+func (l *lane) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// retire makes l take no more calls; it answers those it has, then ends.
+func (l *lane) retire() {
+	l.done.Store(true)
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	l.poke()
+}
+
+// write sends the queued calls, a batch per write, until l retires.
+func (l *lane) write() {
+	defer l.b.wg.Done()
+	defer close(l.sent)
+	life := time.NewTimer(laneLife)
+	defer life.Stop()
+	var batch []*call
+	var broken error
+	for {
+		l.mu.Lock()
+		batch, l.queue = l.queue, batch[:0]
+		closing := l.closing
+		l.mu.Unlock()
+		if len(batch) == 0 {
+			if closing {
+				return
+			}
+			select {
+			case <-l.wake:
+			case <-life.C:
+				l.retire()
+			}
+			continue
+		}
+		n := 0 // commands; cl is the reader's once sent
+		for _, cl := range batch {
+			if broken != nil {
+				cl.err = errUnsent
+				cl.done <- struct{}{}
+				continue
+			}
+			n += len(cl.cmds)
+			for _, cm := range cl.cmds {
+				if err := l.c.Send(cm.name, cm.args...); err != nil {
+					// This call may be written in part: the reader fails it.
+					broken = err
+					break
+				}
+			}
+			l.sent <- cl
+		}
+		if broken == nil {
+			broken = l.c.Flush()
+			l.b.writes.Add(1)
+			l.b.written.Add(uint64(len(batch)))
+			l.b.cmds.Add(uint64(n))
+		}
+		if broken != nil {
+			l.retire()
+		}
+		clear(batch)
+	}
+}
+
+// read gives each written call its replies, in order, and closes the
+// connection once the writer has ended.
+func (l *lane) read() {
+	defer l.b.wg.Done()
+	var broken error
+	for cl := range l.sent {
+		if broken == nil {
+			for range cl.cmds {
+				v, err := l.c.Receive()
+				if err != nil {
+					if e, ok := err.(redis.Error); ok {
+						v = e
+					} else {
+						broken = err
+						break
+					}
+				}
+				cl.replies = append(cl.replies, v)
+			}
+			if broken == nil && l.c.Err() != nil {
+				// Answered, but the connection will not serve again: for
+				// seshsentinel, the server now answers as a replica.
+				l.retire()
+			}
+		}
+		if broken != nil {
+			l.retire()
+			cl.replies = cl.replies[:0]
+			cl.err = broken
+		}
+		cl.done <- struct{}{}
+	}
+	if broken != nil {
+		l.c.Close()
+		return
+	}
+	// Not back to the Pool: a Pool could hand this connection to the next
+	// lane at once, and the next lane must be a new connection.
+	discard(l.c)
+}

@@ -117,13 +117,20 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 	return c, nil
 }
 
-// Close stops the cache of a Store made with Options.CacheSize: it closes
-// the connection that receives Redis's invalidations and ends the goroutines
-// that tend it. It returns once they have ended: at once when Redis answers,
-// and otherwise within about CacheMaxStale. Close the Store before its Pool.
-// The Store goes on working without its cache. Close is a no-op for a Store
-// without a cache, and after the first call. It returns nil.
+// Close releases what the Store holds between operations: the shared
+// connections of auto-pipelining (Options.Pipelines) and, with
+// Options.CacheSize, the connection that receives Redis's invalidations. It
+// ends the goroutines that tend them and returns once they have ended: at
+// once when Redis answers, and otherwise within about CacheMaxStale or the
+// connections' read timeout. Close the Store before its Pool. The Store goes
+// on working after Close, without its cache, each operation on a connection
+// of its own. A Store without a cache holds nothing for more than a second
+// after its last operation, so closing it is optional. Close is a no-op
+// after the first call. It returns nil.
 func (s *Store) Close() error {
+	if b := s.batch; b != nil {
+		b.close()
+	}
 	c := s.cache
 	if c == nil {
 		return nil

@@ -12,9 +12,11 @@ import (
 // errNoContext is redigo's error for a connection without DoContext.
 const errNoContext = "redis: connection does not support ConnWithContext"
 
-// conn is one operation's connection. It honours ctx through DoContext where
-// the connection has it, and otherwise bounds a blocking Do by ctx from
-// another goroutine (redisc's connections, for one, have no DoContext).
+// conn is one operation's connection: a connection of the Pool of its own,
+// or, with batching, a lane it shares (see batch.go). It honours ctx
+// through DoContext where the connection has it, and otherwise bounds a
+// blocking Do by ctx from another goroutine (redisc's connections, for one,
+// have no DoContext).
 //
 // Like bufio.Writer, conn keeps the first error of send: the flush that
 // follows (pipe, or do("")) returns it, so a caller checks one error per
@@ -25,23 +27,46 @@ type conn struct {
 	cc   redis.ConnWithContext // nil when c has no DoContext
 	busy chan struct{}         // closed when an abandoned Do returns
 	err  error                 // first error of send, returned by the next do
+
+	b    *batcher // non-nil when the operation is counted in b.busy
+	lane *lane    // non-nil while round trips go to a lane
+	cl   *call    // the lane's round trip being built; nil once abandoned
 }
 
-func (s *Store) conn(ctx context.Context) (conn, error) {
+// conn takes a connection for an operation, a lane when batching finds
+// another operation in flight.
+func (s *Store) conn(ctx context.Context) (conn, error) { return s.take(ctx, true) }
+
+// take is conn for an operation that may share a lane only when share: one
+// that waits for replicas must not, or a slow replica would stall every
+// operation behind it on the lane.
+func (s *Store) take(ctx context.Context, share bool) (conn, error) {
 	if err := ctx.Err(); err != nil {
 		return conn{}, err
 	}
+	b := s.batch
+	if b != nil && (b.busy.Add(1) > 1 || b.always) && share {
+		if l := b.lane(); l != nil {
+			return conn{ctx: ctx, b: b, lane: l, cl: b.getCall()}, nil
+		}
+	}
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
+		if b != nil {
+			b.busy.Add(-1)
+		}
 		return conn{}, err
 	}
 	cc, _ := c.(redis.ConnWithContext)
-	return conn{ctx: ctx, c: c, cc: cc}, nil
+	return conn{ctx: ctx, c: c, cc: cc, b: b}, nil
 }
 
 // do runs one command. With cmd "" it flushes what was sent and returns
 // every pending reply as a []any, Redis errors in place.
 func (c *conn) do(cmd string, args ...any) (any, error) {
+	if c.lane != nil {
+		return c.doLane(cmd, args)
+	}
 	if c.busy != nil {
 		// An abandoned Do still holds the connection (and, on Cluster, the
 		// adapter's lock): touching it would wait for that Do.
@@ -99,6 +124,12 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 // send queues a command for the next flush. Its error, if any, is kept for
 // that flush to return.
 func (c *conn) send(cmd string, args ...any) {
+	if c.lane != nil {
+		if c.cl != nil {
+			c.cl.cmds = append(c.cl.cmds, command{cmd, args})
+		}
+		return
+	}
 	if c.busy != nil || c.err != nil {
 		return
 	}
@@ -120,6 +151,15 @@ func (c *conn) pipe(want int) ([]any, error) {
 
 // close returns the connection, after any abandoned Do has finished with it.
 func (c *conn) close() {
+	if c.b != nil {
+		c.b.busy.Add(-1)
+	}
+	if c.lane != nil {
+		if c.cl != nil {
+			c.b.putCall(c.cl)
+		}
+		return
+	}
 	if c.busy == nil {
 		c.c.Close()
 		return
@@ -134,6 +174,10 @@ func (c *conn) close() {
 // drop is close for a connection that must not be reused: it is broken
 // first, so that a pool discards it.
 func (c *conn) drop() {
+	if c.lane != nil || c.b != nil {
+		c.close() // a lane is not the operation's to break
+		return
+	}
 	if c.busy == nil {
 		discard(c.c)
 		return
@@ -143,6 +187,97 @@ func (c *conn) drop() {
 		<-busy
 		discard(rc)
 	}()
+}
+
+// doLane is do on a lane: the commands sent since the last round trip, and
+// cmd when not "", go out as one call. A caller whose context ends gets
+// ctx.Err() at once; the lane still reads the call's replies, and drops
+// them. When the lane breaks, a call it did not write, and a call that only
+// reads, run again on a connection of the operation's own; any other call
+// gets the error, since it may have run.
+func (c *conn) doLane(cmd string, args []any) (any, error) {
+	cl := c.cl
+	if cl == nil {
+		return nil, c.ctx.Err() // an earlier round trip was abandoned
+	}
+	if cmd != "" {
+		cl.cmds = append(cl.cmds, command{cmd, args})
+	}
+	if len(cl.cmds) == 0 {
+		return nil, nil
+	}
+	err := c.lane.submit(cl)
+	if err == nil {
+		select {
+		case <-cl.done:
+			err = cl.err
+		case <-c.ctx.Done():
+			c.cl = nil // the lane's reader still holds it
+			return nil, c.ctx.Err()
+		}
+	}
+	if err == errUnsent || err != nil && reads(cl.cmds) {
+		return c.detach(cmd, args)
+	}
+	rs := cl.replies
+	clear(cl.cmds)
+	cl.cmds = cl.cmds[:0]
+	if err != nil {
+		clear(rs)
+		cl.replies = rs[:0]
+		return nil, err
+	}
+	if cmd == "" {
+		cl.replies = nil // the caller's now
+		return rs, nil
+	}
+	// As redigo's Do: the last reply, and the first error reply.
+	v := rs[len(rs)-1]
+	for _, r := range rs {
+		if e, ok := r.(redis.Error); ok {
+			err = e
+			break
+		}
+	}
+	clear(rs)
+	cl.replies = rs[:0]
+	return v, err
+}
+
+// reads reports whether cmds only read, so that running them again is
+// harmless: they may run again on a connection of the operation's own when
+// their lane broke before they were answered, written or not.
+func reads(cmds []command) bool {
+	for _, cm := range cmds {
+		switch cm.name {
+		case "GET", "PTTL", "EXISTS":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// detach moves the operation off its lane to a connection of its own, and
+// runs there the round trip that the lane did not send.
+func (c *conn) detach(cmd string, args []any) (any, error) {
+	cl := c.cl
+	pc, err := c.b.pool.GetContext(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.lane, c.cl = nil, nil
+	c.c = pc
+	c.cc, _ = pc.(redis.ConnWithContext)
+	queued := cl.cmds
+	if cmd != "" {
+		queued = queued[:len(queued)-1]
+	}
+	for _, q := range queued {
+		c.send(q.name, q.args...)
+	}
+	c.b.putCall(cl)
+	return c.do(cmd, args...)
 }
 
 // discard breaks conn, so that a pool drops it instead of reusing a

@@ -16,3 +16,12 @@ func ParseURL(rawurl string) (network, addr string, err error) {
 	network, addr, _, err = parseURL(rawurl)
 	return network, addr, err
 }
+
+// Batched exposes auto-pipelining's counters: writes of batches, calls
+// (round trips of operations) and commands written on shared connections.
+func Batched(s *Store) (writes, calls, cmds uint64) {
+	if s.batch == nil {
+		return 0, 0, 0
+	}
+	return s.batch.writes.Load(), s.batch.written.Load(), s.batch.cmds.Load()
+}

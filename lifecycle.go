@@ -264,20 +264,21 @@ func validMembers(members []string) (ok []string, bad []any) {
 }
 
 // userConn checks what DieAll and Count need and takes a connection.
-func (s *Store) userConn(ctx context.Context, op, userID string) (conn, error) {
+// DieAll waits for replicas with Options.Replicas, so it shares no lane then.
+func (s *Store) userConn(ctx context.Context, op, userID string, share bool) (conn, error) {
 	if !s.track {
 		return conn{}, wrap(op, errNoTracking)
 	}
 	if err := checkUserID(op, userID); err != nil {
 		return conn{}, err
 	}
-	c, err := s.conn(ctx)
+	c, err := s.take(ctx, share)
 	return c, wrap(op, err)
 }
 
 func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error) {
 	const op = "dieall"
-	c, err := s.userConn(ctx, op, userID)
+	c, err := s.userConn(ctx, op, userID, s.replicas == 0)
 	if err != nil {
 		return 0, err
 	}
@@ -372,7 +373,7 @@ func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
 
 func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error) {
 	const op = "count"
-	c, err := s.userConn(ctx, op, userID)
+	c, err := s.userConn(ctx, op, userID, true)
 	if err != nil {
 		return 0, err
 	}
@@ -414,7 +415,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 		return "", ErrNotFound
 	}
 	defer s.forget(key)
-	c, err := s.conn(ctx)
+	c, err := s.take(ctx, s.replicas == 0)
 	if err != nil {
 		return "", wrap(op, err)
 	}

@@ -53,6 +53,7 @@ import (
 	"unicode"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/seshkit/sesh/internal/testknob"
 )
 
 // Pool is what a Store needs from a Redis client: a connection for the
@@ -175,7 +176,8 @@ type Store struct {
 	rand     io.Reader
 	replicas int
 	waitMS   int64
-	cache    *cache // nil without Options.CacheSize
+	cache    *cache   // nil without Options.CacheSize
+	batch    *batcher // nil with NoPipelining or a Pool whose connections cannot be shared
 }
 
 // New returns a Store that keeps its tokens in the Redis behind p.
@@ -210,6 +212,10 @@ func New(p Pool, o Options) (*Store, error) {
 		s.ttl = o.TTL.Milliseconds()
 	}
 	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
+	if o.Pipelines != NoPipelining && shares(p) {
+		s.batch = newBatcher(p, o.Pipelines)
+		s.batch.always = testknob.ShareAlways.Load()
+	}
 	if s.track {
 		if err := s.checkEviction(); err != nil {
 			return nil, fmt.Errorf("sesh: new: TrackUsers: %w", err)

@@ -77,6 +77,30 @@ func TestStore(t *testing.T) {
 			Unit:    250 * time.Millisecond,
 		})
 	})
+	t.Run("miniredis/nobatch", func(t *testing.T) {
+		mr, p := miniPool(t)
+		storetest.Run(t, storetest.Backend{
+			Name:      "miniredis/nobatch",
+			Pool:      p,
+			Advance:   func(t *testing.T, d time.Duration) { mr.FastForward(d); time.Sleep(d) },
+			Unit:      20 * time.Millisecond,
+			Serial:    true,
+			Pipelines: sesh.NoPipelining,
+		})
+	})
+	t.Run("redis/nobatch", func(t *testing.T) {
+		p := realPool(t)
+		if p == nil {
+			t.Skip("SESH_REDIS_URL is not set; .ci/run sets it")
+		}
+		storetest.Run(t, storetest.Backend{
+			Name:      "redis/nobatch",
+			Pool:      p,
+			Advance:   func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:      250 * time.Millisecond,
+			Pipelines: sesh.NoPipelining,
+		})
+	})
 	t.Run("redis+cache", func(t *testing.T) {
 		p := realPool(t)
 		if p == nil {

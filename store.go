@@ -185,7 +185,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 	if err := checkUserID(op, userID); err != nil {
 		return "", err
 	}
-	c, err := s.conn(ctx)
+	c, err := s.take(ctx, !s.track || s.replicas == 0)
 	if err != nil {
 		return "", wrap(op, err)
 	}
@@ -394,7 +394,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	}
 	// Whatever Redis answers, this Store's cache forgets the token at once.
 	defer s.forget(key)
-	c, err := s.conn(ctx)
+	c, err := s.take(ctx, s.replicas == 0)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -441,6 +441,10 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 func (s *Store) sendWait(c *conn) int {
 	if s.replicas == 0 {
 		return 0
+	}
+	if c.lane != nil {
+		// take gives no lane to an operation that waits.
+		panic("sesh: WAIT on a shared connection")
 	}
 	c.send("WAIT", s.replicas, s.waitMS)
 	return 1

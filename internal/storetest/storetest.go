@@ -13,12 +13,14 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/testknob"
 )
 
 // Backend is a Redis to run the suite on.
@@ -46,6 +48,12 @@ type Backend struct {
 	// cache of that size, so the whole suite checks that caching changes
 	// nothing a caller can see.
 	CacheSize int
+
+	// Pipelines, when set, is every Store's Options.Pipelines. Unless it is
+	// sesh.NoPipelining, the Stores share connections even for an operation
+	// alone in flight (internal/testknob), so that the suite's one-at-a-time
+	// operations run on the shared path.
+	Pipelines int
 }
 
 // parallel marks t parallel unless b's clock is shared.
@@ -115,12 +123,30 @@ func newStore(t *testing.T, b Backend, o sesh.Options) *sesh.Store {
 	if o.CacheSize == 0 {
 		o.CacheSize = b.CacheSize
 	}
-	s, err := sesh.New(b.Pool, o)
+	if o.Pipelines == 0 {
+		o.Pipelines = b.Pipelines
+	}
+	s, err := newShared(b.Pool, o)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", o, err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+var knob sync.Mutex
+
+// newShared is sesh.New, with a Store that shares connections always
+// unless o says NoPipelining.
+func newShared(p sesh.Pool, o sesh.Options) (*sesh.Store, error) {
+	if o.Pipelines == sesh.NoPipelining {
+		return sesh.New(p, o)
+	}
+	knob.Lock()
+	defer knob.Unlock()
+	testknob.ShareAlways.Store(true)
+	defer testknob.ShareAlways.Store(false)
+	return sesh.New(p, o)
 }
 
 // api is what Store and Crypt share.
