@@ -52,11 +52,14 @@ const (
 // elsewhere.
 var errUnsent = errors.New("sesh: pipeline closed before the call was sent")
 
-// batcher holds a Store's lanes.
+// batcher holds a Store's lanes: a group of them for the one server of
+// a Pool, or for each master of a Redis Cluster.
 type batcher struct {
 	pool  Pool
-	slots []slot
-	next  atomic.Uint32
+	route router       // nil unless the Pool is a Redis Cluster's
+	n     int          // lanes per group
+	one   *group       // the group of a Pool without route
+	nodes sync.Map     // with route: master address → *group
 	busy  atomic.Int64 // operations in flight, batched or not
 	// always gives a lane to an operation alone in flight too; see
 	// internal/testknob.
@@ -70,6 +73,30 @@ type batcher struct {
 	mu     sync.Mutex // guards closed against wg.Add
 	closed bool
 	wg     sync.WaitGroup
+}
+
+// router is what auto-pipelining needs from a Pool over Redis Cluster, so
+// that each call goes to a lane of the master that serves its keys.
+// seshcluster's Pool implements it. The root package knows no cluster
+// client: the router computes hash slots and keeps their owners.
+type router interface {
+	// Slot returns the hash slot of key.
+	Slot(key string) int
+	// Owner returns the address of the master believed to serve slot, or
+	// "" when no master is known. A wrong guess costs a MOVED reply.
+	Owner(slot int) string
+	// Moved records that slot is served by addr, as a MOVED reply said.
+	Moved(slot int, addr string)
+	// NodeContext returns a new connection to the node at addr, which
+	// follows no redirects and allows one writer and one reader at once.
+	NodeContext(ctx context.Context, addr string) (redis.Conn, error)
+}
+
+// group is the lanes to one server.
+type group struct {
+	addr  string // "" for the server of a Pool without route
+	slots []slot
+	next  atomic.Uint32
 }
 
 // slot is where one lane lives, and is replaced.
@@ -105,34 +132,90 @@ type lane struct {
 	done    atomic.Bool
 }
 
+// newBatcher returns a batcher of n lanes per server for p, or nil when p's
+// connections cannot be shared.
 func newBatcher(p Pool, n int) *batcher {
-	b := &batcher{pool: p, slots: make([]slot, n)}
+	b := &batcher{pool: p, n: n}
+	switch p := p.(type) {
+	case router:
+		b.route = p
+	case *redis.Pool:
+		// redigo's connections allow one writer and one reader at once.
+		b.one = &group{slots: make([]slot, n)}
+	default:
+		return nil
+	}
 	b.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	return b
 }
 
-// shares reports whether p's connections allow one writer and one reader at
-// once, as redigo's do.
-func shares(p Pool) bool {
-	_, ok := p.(*redis.Pool)
-	return ok
-}
-
-// lane returns an open lane, round robin, or nil when none is: it then
-// opens one in the background.
-func (b *batcher) lane() *lane {
-	i := b.next.Add(1) % uint32(len(b.slots))
-	sl := &b.slots[i]
+// lane returns an open lane for cl, round robin within its server's group,
+// or nil when none is: it then opens one in the background. With a router,
+// cl's keys must all be in one hash slot.
+func (b *batcher) lane(cl *call) *lane {
+	g := b.one
+	if b.route != nil {
+		sl := b.slotOf(cl.cmds)
+		if sl < 0 {
+			return nil
+		}
+		addr := b.route.Owner(sl)
+		if addr == "" {
+			return nil
+		}
+		v, ok := b.nodes.Load(addr)
+		if !ok {
+			v, _ = b.nodes.LoadOrStore(addr, &group{addr: addr, slots: make([]slot, b.n)})
+		}
+		g = v.(*group)
+	}
+	i := g.next.Add(1) % uint32(len(g.slots))
+	sl := &g.slots[i]
 	if l := sl.lane.Load(); l != nil && !l.done.Load() {
 		return l
 	}
-	b.open(sl)
+	b.open(g, sl)
 	return nil
 }
 
-// open opens sl's lane in the background, unless it is being opened, shut
-// after a failure or the batcher is closed.
-func (b *batcher) open(sl *slot) {
+// slotOf returns the hash slot of every key of cmds, or -1 when they name
+// none, span slots or hold a command it does not know.
+func (b *batcher) slotOf(cmds []command) int {
+	slot := -1
+	for _, cm := range cmds {
+		var keys []any
+		switch cm.name {
+		case "EVAL", "EVALSHA":
+			n, ok := cm.args[1].(int)
+			if !ok || n < 1 || len(cm.args) < 2+n {
+				return -1
+			}
+			keys = cm.args[2 : 2+n]
+		case "DEL", "EXISTS":
+			keys = cm.args
+		case "GET", "PTTL", "TTL", "SET", "GETDEL", "ZREM", "ZRANGEBYSCORE":
+			keys = cm.args[:1]
+		default:
+			return -1
+		}
+		for _, k := range keys {
+			ks, ok := k.(string)
+			if !ok {
+				return -1
+			}
+			if s := b.route.Slot(ks); slot == -1 {
+				slot = s
+			} else if s != slot {
+				return -1
+			}
+		}
+	}
+	return slot
+}
+
+// open opens a lane in sl, one of g's, in the background, unless one is
+// being opened, sl is shut after a failure or the batcher is closed.
+func (b *batcher) open(g *group, sl *slot) {
 	if time.Now().UnixNano() < sl.shutTil.Load() || !sl.opening.CompareAndSwap(false, true) {
 		return
 	}
@@ -148,7 +231,13 @@ func (b *batcher) open(sl *slot) {
 		defer b.wg.Done()
 		defer sl.opening.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), laneDial)
-		c, err := b.pool.GetContext(ctx)
+		var c redis.Conn
+		var err error
+		if b.route != nil {
+			c, err = b.route.NodeContext(ctx, g.addr)
+		} else {
+			c, err = b.pool.GetContext(ctx)
+		}
 		cancel()
 		if err != nil {
 			sl.shutTil.Store(time.Now().Add(laneRetry).UnixNano())
@@ -178,11 +267,20 @@ func (b *batcher) close() {
 	}
 	b.closed = true
 	b.mu.Unlock()
-	for i := range b.slots {
-		if l := b.slots[i].lane.Load(); l != nil {
-			l.retire()
+	retire := func(g *group) {
+		for i := range g.slots {
+			if l := g.slots[i].lane.Load(); l != nil {
+				l.retire()
+			}
 		}
 	}
+	if b.one != nil {
+		retire(b.one)
+	}
+	b.nodes.Range(func(_, v any) bool {
+		retire(v.(*group))
+		return true
+	})
 	b.wg.Wait()
 }
 

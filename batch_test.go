@@ -51,103 +51,117 @@ func TestBatchRouting(t *testing.T) {
 		t.Run(fmt.Sprintf("MaxAge=%v,TrackUsers=%v", o.MaxAge, o.TrackUsers), func(t *testing.T) {
 			t.Parallel()
 			s, _, admin := privateStore(t, o)
-			ctx := context.Background()
-			const workers, rounds = 64, 300
-			var wrong, failed, ok atomic.Int64
-			stop := make(chan struct{})
-			var kills int
-			killed := make(chan struct{})
-			go func() {
-				defer close(killed)
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(time.Duration(rand.IntN(3000)) * time.Microsecond):
-					}
-					list, err := redis.String(admin.Do("CLIENT", "LIST", "TYPE", "normal"))
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					var ids []string
-					for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
-						id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
-						if !strings.Contains(line, " cmd=client") {
-							ids = append(ids, id)
-						}
-					}
-					if len(ids) == 0 {
-						continue
-					}
-					if _, err := admin.Do("CLIENT", "KILL", "ID", ids[rand.IntN(len(ids))]); err == nil {
-						kills++
-					}
-				}
-			}()
-			var wg sync.WaitGroup
-			for w := range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					user := fmt.Sprintf("user-%d", w)
-					for range rounds {
-						tok, err := s.Set(ctx, user)
-						if err != nil {
-							failed.Add(1)
-							continue
-						}
-						got, err := s.Get(ctx, tok)
-						switch {
-						case err != nil:
-							failed.Add(1)
-						case got != user:
-							wrong.Add(1)
-							t.Errorf("worker %d: Get = %q; want %q", w, got, user)
-						default:
-							ok.Add(1)
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			close(stop)
-			<-killed
-			writes, calls, _ := sesh.Batched(s)
-			t.Logf("%d right, %d errors, %d wrong; %d connections killed; %d calls in %d shared writes", ok.Load(), failed.Load(), wrong.Load(), kills, calls, writes)
-			if writes == 0 {
-				t.Error("no operation went through a shared connection")
-			}
-			if kills == 0 {
-				t.Error("no connection was killed")
-			}
-			if ok.Load() == 0 {
-				t.Error("no Get succeeded")
-			}
-			// Once the killing stops, all is well again: a connection that
-			// died idle, in the Pool or as a lane, fails at most the one
-			// operation that finds it dead.
-			var again int
-			for w := range workers {
-				user := fmt.Sprintf("after-%d", w)
-				for try := 0; ; try++ {
-					tok, err := s.Set(ctx, user)
-					if err == nil {
-						got, gerr := s.Get(ctx, tok)
-						if gerr == nil && got != user {
-							t.Fatalf("Get after the chaos = %q; want %q", got, user)
-						}
-						err = gerr
-					}
-					if err == nil {
-						break
-					}
-					if again++; again > 2*kills {
-						t.Fatalf("after the chaos, %d failures for %d connections killed; last: %v", again, kills, err)
-					}
-				}
-			}
+			routingStress(t, s, func() bool { return killOne(t, admin, "") })
 		})
+	}
+}
+
+// killOne kills one client connection of the server behind admin, at
+// random, among those named name ("": any but admin's). It reports whether
+// it killed one.
+func killOne(t *testing.T, admin redis.Conn, name string) bool {
+	list, err := redis.String(admin.Do("CLIENT", "LIST", "TYPE", "normal"))
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+		if name == "" && !strings.Contains(line, " cmd=client") || name != "" && strings.Contains(line, " name="+name+" ") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return false
+	}
+	_, err = admin.Do("CLIENT", "KILL", "ID", ids[rand.IntN(len(ids))])
+	return err == nil
+}
+
+// routingStress runs the reply-routing stress test on s, calling kill at
+// random intervals of up to 3ms.
+func routingStress(t *testing.T, s *sesh.Store, kill func() bool) {
+	ctx := context.Background()
+	const workers, rounds = 64, 300
+	var wrong, failed, ok atomic.Int64
+	stop := make(chan struct{})
+	var kills int
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(rand.IntN(3000)) * time.Microsecond):
+			}
+			if kill() {
+				kills++
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("user-%d", w)
+			for range rounds {
+				tok, err := s.Set(ctx, user)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				got, err := s.Get(ctx, tok)
+				switch {
+				case err != nil:
+					failed.Add(1)
+				case got != user:
+					wrong.Add(1)
+					t.Errorf("worker %d: Get = %q; want %q", w, got, user)
+				default:
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-killed
+	writes, calls, _ := sesh.Batched(s)
+	t.Logf("%d right, %d errors, %d wrong; %d connections killed; %d calls in %d shared writes", ok.Load(), failed.Load(), wrong.Load(), kills, calls, writes)
+	if writes == 0 {
+		t.Error("no operation went through a shared connection")
+	}
+	if kills == 0 {
+		t.Error("no connection was killed")
+	}
+	if ok.Load() == 0 {
+		t.Error("no Get succeeded")
+	}
+	// Once the killing stops, all is well again: a connection that died
+	// idle, in the Pool or as a lane, fails at most the one operation that
+	// finds it dead.
+	var again int
+	for w := range workers {
+		user := fmt.Sprintf("after-%d", w)
+		for {
+			tok, err := s.Set(ctx, user)
+			if err == nil {
+				got, gerr := s.Get(ctx, tok)
+				if gerr == nil && got != user {
+					t.Fatalf("Get after the chaos = %q; want %q", got, user)
+				}
+				err = gerr
+			}
+			if err == nil {
+				break
+			}
+			if again++; again > 2*kills {
+				t.Fatalf("after the chaos, %d failures for %d connections killed; last: %v", again, kills, err)
+			}
+		}
 	}
 }
 

@@ -101,7 +101,7 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 		keys:     make(map[string]*entry),
 	}
 	c.tracker = &tracker{
-		dial:     s.conn,
+		dial:     s.dedicated,
 		prefix:   s.prefix,
 		channel:  s.prefix + "cache:" + hex.EncodeToString(id[:]),
 		maxStale: maxStale,

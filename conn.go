@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -28,9 +30,9 @@ type conn struct {
 	busy chan struct{}         // closed when an abandoned Do returns
 	err  error                 // first error of send, returned by the next do
 
-	b    *batcher // non-nil when the operation is counted in b.busy
-	lane *lane    // non-nil while round trips go to a lane
-	cl   *call    // the lane's round trip being built; nil once abandoned
+	b      *batcher // non-nil when the operation is counted in b.busy
+	shared bool     // round trips go to lanes
+	cl     *call    // the lanes' round trip being built; nil once abandoned
 }
 
 // conn takes a connection for an operation, a lane when batching finds
@@ -46,25 +48,37 @@ func (s *Store) take(ctx context.Context, share bool) (conn, error) {
 	}
 	b := s.batch
 	if b != nil && (b.busy.Add(1) > 1 || b.always) && share {
-		if l := b.lane(); l != nil {
-			return conn{ctx: ctx, b: b, lane: l, cl: b.getCall()}, nil
-		}
+		return conn{ctx: ctx, b: b, shared: true, cl: b.getCall()}, nil
 	}
-	c, err := s.pool.GetContext(ctx)
+	c, err := s.dedicated(ctx)
 	if err != nil {
 		if b != nil {
 			b.busy.Add(-1)
 		}
 		return conn{}, err
 	}
+	c.b = b
+	return c, nil
+}
+
+// dedicated takes a connection of the Pool that is no operation's: the
+// cache's tracking connection. It shares nothing.
+func (s *Store) dedicated(ctx context.Context) (conn, error) {
+	if err := ctx.Err(); err != nil {
+		return conn{}, err
+	}
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return conn{}, err
+	}
 	cc, _ := c.(redis.ConnWithContext)
-	return conn{ctx: ctx, c: c, cc: cc, b: b}, nil
+	return conn{ctx: ctx, c: c, cc: cc}, nil
 }
 
 // do runs one command. With cmd "" it flushes what was sent and returns
 // every pending reply as a []any, Redis errors in place.
 func (c *conn) do(cmd string, args ...any) (any, error) {
-	if c.lane != nil {
+	if c.shared {
 		return c.doLane(cmd, args)
 	}
 	if c.busy != nil {
@@ -124,7 +138,7 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 // send queues a command for the next flush. Its error, if any, is kept for
 // that flush to return.
 func (c *conn) send(cmd string, args ...any) {
-	if c.lane != nil {
+	if c.shared {
 		if c.cl != nil {
 			c.cl.cmds = append(c.cl.cmds, command{cmd, args})
 		}
@@ -154,7 +168,7 @@ func (c *conn) close() {
 	if c.b != nil {
 		c.b.busy.Add(-1)
 	}
-	if c.lane != nil {
+	if c.shared {
 		if c.cl != nil {
 			c.b.putCall(c.cl)
 		}
@@ -174,9 +188,12 @@ func (c *conn) close() {
 // drop is close for a connection that must not be reused: it is broken
 // first, so that a pool discards it.
 func (c *conn) drop() {
-	if c.lane != nil || c.b != nil {
+	if c.shared {
 		c.close() // a lane is not the operation's to break
 		return
+	}
+	if c.b != nil {
+		c.b.busy.Add(-1)
 	}
 	if c.busy == nil {
 		discard(c.c)
@@ -206,7 +223,10 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 	if len(cl.cmds) == 0 {
 		return nil, nil
 	}
-	err := c.lane.submit(cl)
+	err := errUnsent
+	if l := c.b.lane(cl); l != nil {
+		err = l.submit(cl)
+	}
 	if err == nil {
 		select {
 		case <-cl.done:
@@ -219,29 +239,84 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 	if err == errUnsent || err != nil && reads(cl.cmds) {
 		return c.detach(cmd, args)
 	}
+	if err == nil && c.b.route != nil {
+		err = c.redirected(cl)
+	}
 	rs := cl.replies
-	clear(cl.cmds)
-	cl.cmds = cl.cmds[:0]
-	if err != nil {
-		clear(rs)
-		cl.replies = rs[:0]
-		return nil, err
-	}
-	if cmd == "" {
+	var v any
+	switch {
+	case err != nil:
+	case cmd == "":
+		v = rs
 		cl.replies = nil // the caller's now
-		return rs, nil
-	}
-	// As redigo's Do: the last reply, and the first error reply.
-	v := rs[len(rs)-1]
-	for _, r := range rs {
-		if e, ok := r.(redis.Error); ok {
-			err = e
-			break
+	default:
+		// As redigo's Do: the last reply, and the first error reply.
+		v = rs[len(rs)-1]
+		for _, r := range rs {
+			if e, ok := r.(redis.Error); ok {
+				err = e
+				break
+			}
 		}
 	}
-	clear(rs)
-	cl.replies = rs[:0]
+	if cl.replies != nil {
+		clear(rs)
+		cl.replies = rs[:0]
+	}
+	clear(cl.cmds)
+	cl.cmds = cl.cmds[:0]
+	if !c.shared {
+		c.b.putCall(cl) // redirected moved the operation off the lanes
+	}
 	return v, err
+}
+
+// redirected runs again, on a connection of the operation's own, each
+// command of cl that a cluster node refused without running it: MOVED and
+// ASK, whose redirects the Pool's connection follows, TRYAGAIN and
+// CLUSTERDOWN, which it retries. A MOVED reply also tells the router who
+// serves the slot now. The operation stays on its own connection after.
+func (c *conn) redirected(cl *call) error {
+	var again []int
+	for i, r := range cl.replies {
+		e, ok := r.(redis.Error)
+		if !ok {
+			continue
+		}
+		code, rest, _ := strings.Cut(string(e), " ")
+		switch code {
+		case "MOVED":
+			slot, addr, _ := strings.Cut(rest, " ")
+			if n, err := strconv.Atoi(slot); err == nil && addr != "" {
+				c.b.route.Moved(n, addr)
+			}
+		case "ASK", "TRYAGAIN", "CLUSTERDOWN":
+		default:
+			continue
+		}
+		again = append(again, i)
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	pc, err := c.b.pool.GetContext(c.ctx)
+	if err != nil {
+		return err
+	}
+	c.shared, c.cl = false, nil
+	c.c = pc
+	c.cc, _ = pc.(redis.ConnWithContext)
+	for _, i := range again {
+		c.send(cl.cmds[i].name, cl.cmds[i].args...)
+	}
+	rs, err := c.pipe(len(again))
+	if err != nil {
+		return err
+	}
+	for j, i := range again {
+		cl.replies[i] = rs[j]
+	}
+	return nil
 }
 
 // reads reports whether cmds only read, so that running them again is
@@ -266,7 +341,7 @@ func (c *conn) detach(cmd string, args []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.lane, c.cl = nil, nil
+	c.shared, c.cl = false, nil
 	c.c = pc
 	c.cc, _ = pc.(redis.ConnWithContext)
 	queued := cl.cmds

@@ -212,9 +212,10 @@ func New(p Pool, o Options) (*Store, error) {
 		s.ttl = o.TTL.Milliseconds()
 	}
 	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
-	if o.Pipelines != NoPipelining && shares(p) {
-		s.batch = newBatcher(p, o.Pipelines)
-		s.batch.always = testknob.ShareAlways.Load()
+	if o.Pipelines != NoPipelining {
+		if s.batch = newBatcher(p, o.Pipelines); s.batch != nil {
+			s.batch.always = testknob.ShareAlways.Load()
+		}
 	}
 	if s.track {
 		if err := s.checkEviction(); err != nil {

@@ -442,7 +442,7 @@ func (s *Store) sendWait(c *conn) int {
 	if s.replicas == 0 {
 		return 0
 	}
-	if c.lane != nil {
+	if c.shared {
 		// take gives no lane to an operation that waits.
 		panic("sesh: WAIT on a shared connection")
 	}

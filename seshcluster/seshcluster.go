@@ -26,6 +26,7 @@ const (
 type pool struct {
 	cluster    *redisc.Cluster
 	refreshing atomic.Bool
+	routes     routes
 }
 
 var _ sesh.Pool = (*pool)(nil)

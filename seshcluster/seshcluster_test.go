@@ -47,11 +47,23 @@ func newCluster(t *testing.T) *redisc.Cluster {
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, storetest.Backend{
-		Name:    "cluster",
-		Pool:    seshcluster.New(newCluster(t)),
-		Advance: func(t *testing.T, d time.Duration) { time.Sleep(d) },
-		Unit:    250 * time.Millisecond,
+	p := seshcluster.New(newCluster(t))
+	t.Run("batched", func(t *testing.T) {
+		storetest.Run(t, storetest.Backend{
+			Name:    "cluster",
+			Pool:    p,
+			Advance: func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:    250 * time.Millisecond,
+		})
+	})
+	t.Run("nobatch", func(t *testing.T) {
+		storetest.Run(t, storetest.Backend{
+			Name:      "cluster/nobatch",
+			Pool:      p,
+			Advance:   func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:      250 * time.Millisecond,
+			Pipelines: sesh.NoPipelining,
+		})
 	})
 }
 

@@ -129,11 +129,23 @@ func TestNew(t *testing.T) {
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, storetest.Backend{
-		Name:    "sentinel",
-		Pool:    newPool(t),
-		Advance: func(t *testing.T, d time.Duration) { time.Sleep(d) },
-		Unit:    250 * time.Millisecond,
+	p := newPool(t)
+	t.Run("batched", func(t *testing.T) {
+		storetest.Run(t, storetest.Backend{
+			Name:    "sentinel",
+			Pool:    p,
+			Advance: func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:    250 * time.Millisecond,
+		})
+	})
+	t.Run("nobatch", func(t *testing.T) {
+		storetest.Run(t, storetest.Backend{
+			Name:      "sentinel/nobatch",
+			Pool:      p,
+			Advance:   func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:      250 * time.Millisecond,
+			Pipelines: sesh.NoPipelining,
+		})
 	})
 }
 
