@@ -387,7 +387,7 @@ func TestOperatorCommandsNeedAServer(t *testing.T) {
 		{"dieall", "-track-users", "alice"},
 	} {
 		status, _, errOut := runSesh(t, "", args...)
-		if status != exitUsage || !strings.Contains(errOut, "-redis URL or set SESH_REDIS_URL") ||
+		if status != exitUsage || !strings.Contains(errOut, "-redis URL or -cluster ADDRS, or set SESH_REDIS_URL") ||
 			!strings.Contains(errOut, "embedded Redis would forget") {
 			t.Errorf("sesh %s: status %d, stderr %q; want 2 and the reason", strings.Join(args, " "), status, errOut)
 		}
