@@ -14,6 +14,8 @@
 //	rotate    replace a token with a fresh one
 //	dieall    end every token of a user ID
 //	count     count a user ID's live tokens
+//	countall  count every live token under a prefix, with SCAN
+//	doctor    check a deployment against what sesh needs
 //	keygen    print a fresh encryption key for SESH_KEYS
 //	bench     measure throughput and latency
 //
@@ -21,7 +23,9 @@
 //
 // # Environment
 //
-// SESH_REDIS_URL is the Redis URL used when -redis is not given. SESH_KEYS
+// SESH_REDIS_URL is the Redis URL used when neither -redis nor -cluster is
+// given; like -redis, it may name a single Redis, a Sentinel-elected master
+// (redis+sentinel://) or a Cluster (redis+cluster://). SESH_KEYS
 // holds the encryption keys, comma-separated, the first of which seals; when
 // it is set, the operator commands go through a [sesh.Crypt]. Keys never come
 // from a flag, since any user can read another's command line.
@@ -79,6 +83,8 @@ var commands = []command{
 	{"rotate", "replace a token with a fresh one", ops["rotate"].run},
 	{"dieall", "end every token of a user ID", ops["dieall"].run},
 	{"count", "count a user ID's live tokens", ops["count"].run},
+	{"countall", "count every live token under a prefix, with SCAN", (*cli).countall},
+	{"doctor", "check a deployment against what sesh needs", (*cli).doctor},
 	{"keygen", "print a fresh encryption key for SESH_KEYS", (*cli).keygen},
 	{"bench", "measure throughput and latency", (*cli).bench},
 }

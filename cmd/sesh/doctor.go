@@ -1,0 +1,574 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Check statuses, from best to worst. skip is a check that does not apply
+// to the topology, such as cluster state on a single Redis.
+const (
+	statusOK   = "ok"
+	statusSkip = "skip"
+	statusWarn = "warning"
+	statusFail = "failure"
+)
+
+var statusRank = map[string]int{statusOK: 0, statusSkip: 0, statusWarn: 1, statusFail: 2}
+
+// A finding is one check's outcome, on one server or summed over a
+// Cluster's masters.
+type finding struct {
+	Check  string `json:"check"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+	Node   string `json:"node,omitempty"` // on a Cluster, the master it is about
+}
+
+// doctorReport is what -json prints.
+type doctorReport struct {
+	Target string    `json:"target"`
+	OK     bool      `json:"ok"`
+	Checks []finding `json:"checks"`
+}
+
+// doctorOptions are the Options of the application, as far as the checks
+// depend on them.
+type doctorOptions struct {
+	prefix string
+	maxAge time.Duration
+	track  bool
+}
+
+// The checks, in the order they print.
+const (
+	checkConnect  = "connect"
+	checkVersion  = "version"
+	checkEviction = "eviction"
+	checkTracking = "tracking"
+	checkACL      = "acl"
+	checkReplicas = "replicas"
+	checkCluster  = "cluster"
+	checkLatency  = "latency"
+	checkClock    = "clock"
+)
+
+var checkOrder = []string{checkConnect, checkVersion, checkEviction, checkTracking, checkACL, checkReplicas, checkCluster, checkLatency, checkClock}
+
+// Thresholds beyond which a check warns.
+const (
+	slowPing     = 5 * time.Millisecond
+	maxSkew      = time.Second
+	maxLag       = time.Second
+	pings        = 5
+	doctorBudget = 30 * time.Second
+)
+
+func (c *cli) doctor(ctx context.Context, args []string) int {
+	var (
+		tf     targetFlags
+		o      doctorOptions
+		asJSON bool
+	)
+	fs := c.flags("doctor", "[flags]",
+		`Doctor checks a deployment against what sesh needs, and prints one line
+per check: ok, skip (does not apply here), warning or failure, with the fix.
+It checks the Redis version, the maxmemory-policy, whether CLIENT TRACKING
+can be turned on (for CacheSize), the connecting user's ACL permissions for
+every command sesh sends, the replicas and their lag (for Replicas), the
+cluster state and slot coverage, the round-trip latency, and the skew
+between this machine's clock and Redis's. On a Cluster every master is
+checked, and a line gives the worst. It writes nothing, and turns tracking
+on only on a connection of its own, which it closes.
+
+The exit status is 0 when no check fails, 1 when one does, 2 for a usage
+error. -prefix, -maxage and -track-users should match the application's
+Options: the verdicts on eviction and ACLs depend on them.
+`+targetAbout,
+		"\tsesh doctor -redis redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster -track-users")
+	tf.register(fs, "")
+	fs.StringVar(&o.prefix, "prefix", "sesh", "key `prefix`, as in Options.Prefix (for the ACL key patterns)")
+	fs.DurationVar(&o.maxAge, "maxage", 0, "absolute lifetime, as in Options.MaxAge; 0 means none")
+	fs.BoolVar(&o.track, "track-users", false, "the application uses Options.TrackUsers")
+	fs.BoolVar(&asJSON, "json", false, "print a JSON object instead of lines")
+	if _, status, ok := c.parse(fs, args, 0); !ok {
+		return status
+	}
+	if !tf.given() {
+		return c.usage(fs, "doctor needs a Redis server: pass -redis URL or -cluster ADDRS, or set SESH_REDIS_URL")
+	}
+	t, err := tf.target()
+	if err != nil {
+		return c.usage(fs, "doctor: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, doctorBudget)
+	defer cancel()
+	r := doctorReport{Target: t.String(), Checks: diagnose(ctx, t, o)}
+	r.OK = !slices.ContainsFunc(r.Checks, func(f finding) bool { return f.Status == statusFail })
+	if asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	} else {
+		printFindings(c.stdout, r)
+	}
+	if !r.OK {
+		return exitNotFound // 1: a check failed
+	}
+	return exitOK
+}
+
+func printFindings(w io.Writer, r doctorReport) {
+	fmt.Fprintf(w, "sesh doctor: %s\n", r.Target)
+	for _, f := range r.Checks {
+		line := fmt.Sprintf("%-8s %-9s %s", f.Status, f.Check, f.Detail)
+		if f.Node != "" {
+			line += " [" + f.Node + "]"
+		}
+		if f.Fix != "" {
+			line += "; fix: " + f.Fix
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// diagnose runs every check on t.
+func diagnose(ctx context.Context, t target, o doctorOptions) []finding {
+	b, err := t.open()
+	if err == nil {
+		defer b.close()
+		err = b.ping(ctx)
+	}
+	if err != nil {
+		return []finding{{Check: checkConnect, Status: statusFail, Detail: err.Error(),
+			Fix: "check the address, the credentials and that Redis is up"}}
+	}
+	masters := 0
+	var perNode [][]finding
+	err = b.eachMaster(ctx, func(addr string, conn redis.Conn) error {
+		masters++
+		fs := diagnoseNode(conn, t.kind, o)
+		if t.kind == kindCluster {
+			for i := range fs {
+				fs[i].Node = addr
+			}
+		}
+		perNode = append(perNode, fs)
+		return nil
+	})
+	if err != nil {
+		return []finding{{Check: checkConnect, Status: statusFail, Detail: err.Error(),
+			Fix: "check that every master is up"}}
+	}
+	what := "connected to " + t.String()
+	if t.kind == kindCluster {
+		what = fmt.Sprintf("%s, %d masters", what, masters)
+	}
+	out := []finding{{Check: checkConnect, Status: statusOK, Detail: what}}
+	out = append(out, worst(perNode)...)
+	if t.kind != kindCluster {
+		out = append(out, trackingCheck(ctx, t, o))
+	} else {
+		out = append(out, finding{Check: checkTracking, Status: statusSkip,
+			Detail: "CacheSize is refused on a Redis Cluster; leave it 0"})
+	}
+	slices.SortStableFunc(out, func(a, b finding) int {
+		return slices.Index(checkOrder, a.Check) - slices.Index(checkOrder, b.Check)
+	})
+	return out
+}
+
+// worst merges the findings of each master into one per check: the worst,
+// or, when all are ok, the first with the count of masters.
+func worst(perNode [][]finding) []finding {
+	if len(perNode) == 1 {
+		for i := range perNode[0] {
+			perNode[0][i].Node = ""
+		}
+		return perNode[0]
+	}
+	var out []finding
+	for i := range perNode[0] {
+		w := perNode[0][i]
+		for _, fs := range perNode[1:] {
+			if statusRank[fs[i].Status] > statusRank[w.Status] {
+				w = fs[i]
+			}
+		}
+		if w.Status == statusOK || w.Status == statusSkip {
+			w.Node = fmt.Sprintf("%s shown; all %d masters %s", w.Node, len(perNode), w.Status)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// diagnoseNode runs the checks that read one master, in a fixed order.
+func diagnoseNode(conn redis.Conn, kind string, o doctorOptions) []finding {
+	info := func(section string) map[string]string {
+		s, err := redis.String(conn.Do("INFO", section))
+		if err != nil {
+			return nil
+		}
+		return parseInfo(s)
+	}
+	server, memory, repl := info("server"), info("memory"), info("replication")
+	version := server["redis_version"]
+	return []finding{
+		versionCheck(version, kind),
+		evictionCheck(memory, o),
+		aclCheck(conn, version, o),
+		replicasCheck(repl),
+		clusterCheck(conn, kind),
+		latencyCheck(conn),
+		clockCheck(conn),
+	}
+}
+
+// parseInfo reads INFO's field:value lines.
+func parseInfo(s string) map[string]string {
+	m := make(map[string]string)
+	for line := range strings.Lines(s) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// versionAtLeast reports whether version (such as 7.0.15) is at least
+// major.minor.
+func versionAtLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+func versionCheck(version, kind string) finding {
+	f := finding{Check: checkVersion}
+	switch {
+	case version == "":
+		f.Status, f.Detail = statusWarn, "INFO server refused or without redis_version: cannot tell the version"
+		f.Fix = "grant +info, and check that Redis is 6.2 or later"
+	case !versionAtLeast(version, 6, 2):
+		f.Status, f.Detail = statusFail, "Redis "+version+": sesh needs 6.2 or later (SET PXAT, GETDEL; 6.0 for CLIENT TRACKING)"
+		f.Fix = "upgrade Redis to 6.2 or later, 7.0 or later on a Cluster"
+	case kind == kindCluster && !versionAtLeast(version, 7, 0):
+		f.Status, f.Detail = statusWarn, "Redis "+version+": a Cluster before 7.0 has no sharded pub/sub"
+		f.Fix = "upgrade to 7.0 or later"
+	default:
+		f.Status, f.Detail = statusOK, "Redis "+version+": GETDEL and SET PXAT (6.2), CLIENT TRACKING (6.0), sharded pub/sub (7.0)"
+		if !versionAtLeast(version, 7, 0) {
+			f.Detail = "Redis " + version + ": GETDEL and SET PXAT (6.2), CLIENT TRACKING (6.0); no sharded pub/sub before 7.0"
+		}
+	}
+	return f
+}
+
+// evictionCheck judges maxmemory-policy as sesh.New does for TrackUsers
+// (lifecycle.go's checkEviction) and as the README's "Running sesh in
+// production" does for plain tokens.
+func evictionCheck(memory map[string]string, o doctorOptions) finding {
+	f := finding{Check: checkEviction}
+	policy, ok := memory["maxmemory_policy"]
+	if !ok {
+		f.Status, f.Detail = statusWarn, "INFO memory refused: cannot read maxmemory-policy, and neither can sesh.New"
+		f.Fix = "grant +info, or check that maxmemory-policy is noeviction yourself"
+		return f
+	}
+	const fix = "CONFIG SET maxmemory-policy noeviction (and in redis.conf)"
+	allkeys, volatile := strings.HasPrefix(policy, "allkeys-"), strings.HasPrefix(policy, "volatile-")
+	switch {
+	case o.track && allkeys:
+		f.Status, f.Fix = statusFail, fix
+		f.Detail = policy + " may evict a user's index, so DieAll would miss tokens; sesh.New refuses TrackUsers"
+	case o.track && volatile && o.maxAge > 0:
+		f.Status, f.Fix = statusFail, fix
+		f.Detail = policy + " may evict a user's index, which expires with MaxAge; sesh.New refuses TrackUsers with MaxAge"
+	case allkeys || volatile:
+		// A plain Store fails safe: an evicted key ends a session early.
+		f.Status, f.Fix = statusWarn, fix
+		f.Detail = policy + ": sessions may end early when Redis is full (safe, but users log in again)"
+		if !o.track {
+			f.Detail += "; TrackUsers would be refused" + map[bool]string{true: "", false: " with MaxAge"}[allkeys]
+		}
+	default:
+		f.Status = statusOK
+		f.Detail = policy + ": nothing is evicted; when Redis is full, Set fails with OOM and Get still works"
+	}
+	return f
+}
+
+// trackingCheck turns CLIENT TRACKING on as a cache would, on a connection
+// of a pool of its own, then off, and closes that pool so that the
+// connection is never reused.
+func trackingCheck(ctx context.Context, t target, o doctorOptions) finding {
+	f := finding{Check: checkTracking}
+	p, err := t.pool()
+	if err == nil {
+		defer p.Close()
+		var conn redis.Conn
+		if conn, err = p.GetContext(ctx); err == nil {
+			defer conn.Close()
+			var id int64
+			if id, err = redis.Int64(conn.Do("CLIENT", "ID")); err == nil {
+				_, err = conn.Do("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", o.prefix+":")
+			}
+			if err == nil {
+				_, err = conn.Do("CLIENT", "TRACKING", "OFF")
+			}
+		}
+	}
+	if err != nil {
+		f.Status, f.Detail = statusWarn, "CLIENT TRACKING cannot be turned on, so CacheSize would make sesh.New fail: "+err.Error()
+		f.Fix = "Redis 6 or later, and grant +client|id +client|tracking +client|setname +subscribe +publish; or leave CacheSize 0"
+		return f
+	}
+	f.Status, f.Detail = statusOK, "CLIENT TRACKING turns on (BCAST, PREFIX "+o.prefix+":), so CacheSize works"
+	return f
+}
+
+// A use is a command sesh sends, with arguments shaped like sesh's, and
+// the feature that needs it; "" is every Store.
+type use struct {
+	need string
+	args []any
+}
+
+// uses lists every command sesh sends, directly or from its scripts.
+func uses(prefix string) []use {
+	k := prefix + ":{doctor}"
+	m, idx, ch := k+":m", prefix+":u:doctor", prefix+":cache:doctor"
+	return []use{
+		{"", []any{"PING"}},
+		{"", []any{"GET", k}},
+		{"", []any{"SET", k, "v", "NX", "PX", 1}},
+		{"", []any{"EXISTS", k}},
+		{"", []any{"DEL", k, m}},
+		{"", []any{"PEXPIRE", k, 1}},
+		{"", []any{"PTTL", k}},
+		{"", []any{"PERSIST", k}},
+		{"", []any{"EVAL", "return 1", 2, k, m}},
+		{"", []any{"EVALSHA", strings.Repeat("0", 40), 2, k, m}},
+		{"", []any{"TIME"}},
+		{"TrackUsers", []any{"GETDEL", k}},
+		{"TrackUsers", []any{"ZADD", idx, 1, "x"}},
+		{"TrackUsers", []any{"ZSCORE", idx, "x"}},
+		{"TrackUsers", []any{"ZREM", idx, "x"}},
+		{"TrackUsers", []any{"ZRANGEBYSCORE", idx, 0, "+inf"}},
+		{"TrackUsers", []any{"ZREMRANGEBYSCORE", idx, 0, 1}},
+		{"TrackUsers", []any{"INFO", "memory"}},
+		{"Replicas", []any{"WAIT", 0, 0}},
+		{"CacheSize", []any{"CLIENT", "ID"}},
+		{"CacheSize", []any{"CLIENT", "TRACKING", "ON"}},
+		{"CacheSize", []any{"CLIENT", "SETNAME", "sesh"}},
+		{"CacheSize", []any{"SUBSCRIBE", "__redis__:invalidate", ch}},
+		{"CacheSize", []any{"PUBLISH", ch, "x"}},
+	}
+}
+
+// aclCheck asks Redis, with ACL DRYRUN (7.0), whether the connecting user
+// may run each command sesh sends on keys and channels under the prefix.
+// Before 7.0 it reads ACL GETUSER and can only tell a user with every
+// command. A refused ACL command is a warning: the check could not run.
+func aclCheck(conn redis.Conn, version string, o doctorOptions) finding {
+	f := finding{Check: checkACL}
+	user, err := redis.String(conn.Do("ACL", "WHOAMI"))
+	if err != nil {
+		f.Status, f.Detail = statusWarn, "ACL WHOAMI refused, cannot check permissions: "+err.Error()
+		f.Fix = "grant +acl|whoami +acl|dryrun to check, or compare the user's ACL with the README's command list"
+		return f
+	}
+	if !versionAtLeast(version, 7, 0) {
+		return aclGetUser(conn, user, f)
+	}
+	var denied []string
+	failed := false
+	for _, u := range uses(o.prefix) {
+		reply, err := redis.String(conn.Do("ACL", append([]any{"DRYRUN", user}, u.args...)...))
+		if err != nil {
+			f.Status, f.Detail = statusWarn, fmt.Sprintf("ACL DRYRUN refused for user %q, cannot check permissions: %v", user, err)
+			f.Fix = "grant +acl|dryrun to check, or compare the user's ACL with the README's command list"
+			return f
+		}
+		if reply == "OK" {
+			continue
+		}
+		name := strings.ToLower(fmt.Sprint(u.args[0]))
+		if u.args[0] == "CLIENT" || u.args[0] == "INFO" {
+			name += "|" + strings.ToLower(fmt.Sprint(u.args[1]))
+		}
+		need := u.need
+		switch {
+		case need == "", need == "TrackUsers" && o.track && name != "info|memory":
+			failed = true
+			if need == "" {
+				need = "every Store"
+			}
+		}
+		denied = append(denied, fmt.Sprintf("%s (%s)", name, need))
+	}
+	switch {
+	case len(denied) == 0:
+		f.Status, f.Detail = statusOK, fmt.Sprintf("user %q may run all %d commands sesh sends, on keys under %s:", user, len(uses(o.prefix)), o.prefix)
+	case failed:
+		f.Status = statusFail
+	default:
+		f.Status = statusWarn
+	}
+	if len(denied) > 0 {
+		f.Detail = fmt.Sprintf("user %q may not run: %s", user, strings.Join(denied, ", "))
+		f.Fix = fmt.Sprintf("ACL SETUSER %s with those commands, keys ~%s:* and channels &%s:cache:* &__redis__:invalidate", user, o.prefix, o.prefix)
+	}
+	return f
+}
+
+// aclGetUser is aclCheck before Redis 7.0.
+func aclGetUser(conn redis.Conn, user string, f finding) finding {
+	v, err := redis.Values(conn.Do("ACL", "GETUSER", user))
+	if err != nil {
+		f.Status, f.Detail = statusWarn, "ACL GETUSER refused, cannot check permissions: "+err.Error()
+		f.Fix = "grant +acl|getuser to check, or compare the user's ACL with the README's command list"
+		return f
+	}
+	m, _ := redis.StringMap(v, nil)
+	if cmds := m["commands"]; cmds == "+@all" {
+		f.Status, f.Detail = statusOK, fmt.Sprintf("user %q may run every command (+@all)", user)
+		return f
+	}
+	f.Status, f.Detail = statusWarn, fmt.Sprintf("user %q has commands %q; before Redis 7.0 there is no ACL DRYRUN to check each", user, m["commands"])
+	f.Fix = "compare with the README's command list"
+	return f
+}
+
+// replicasCheck reads INFO replication: sesh writes, so it must reach a
+// master, and Options.Replicas needs replicas that keep up.
+func replicasCheck(repl map[string]string) finding {
+	f := finding{Check: checkReplicas}
+	if repl == nil {
+		f.Status, f.Detail, f.Fix = statusWarn, "INFO replication refused: cannot count replicas", "grant +info"
+		return f
+	}
+	if role := repl["role"]; role != "master" {
+		f.Status, f.Detail = statusFail, "this server is a "+role+": sesh writes, so it must reach a master"
+		f.Fix = "point sesh at the master, or use redis+sentinel:// to follow it"
+		return f
+	}
+	n, _ := strconv.Atoi(repl["connected_slaves"])
+	if n == 0 {
+		f.Status, f.Detail = statusWarn, "no replica: Options.Replicas must stay 0, and a crash loses what was not persisted"
+		f.Fix = "add a replica if revocation must survive a failover"
+		return f
+	}
+	offset, _ := strconv.ParseInt(repl["master_repl_offset"], 10, 64)
+	var lags []string
+	maxLagSeen := 0
+	for i := range n {
+		fields := make(map[string]string)
+		for kv := range strings.SplitSeq(repl["slave"+strconv.Itoa(i)], ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				fields[k] = v
+			}
+		}
+		lag, _ := strconv.Atoi(fields["lag"])
+		off, _ := strconv.ParseInt(fields["offset"], 10, 64)
+		maxLagSeen = max(maxLagSeen, lag)
+		lags = append(lags, fmt.Sprintf("%s:%s %s, lag %ds, %d bytes behind", fields["ip"], fields["port"], fields["state"], lag, max(offset-off, 0)))
+	}
+	f.Status = statusOK
+	f.Detail = fmt.Sprintf("%d replica(s): %s; Options.Replicas may be up to %d", n, strings.Join(lags, "; "), n)
+	if time.Duration(maxLagSeen)*time.Second > maxLag {
+		f.Status, f.Fix = statusWarn, "check the network and the replicas' load; with Replicas, writes wait for them"
+	}
+	return f
+}
+
+// clusterCheck reads CLUSTER INFO on a Cluster master.
+func clusterCheck(conn redis.Conn, kind string) finding {
+	f := finding{Check: checkCluster}
+	if kind != kindCluster {
+		f.Status, f.Detail = statusSkip, "not a Redis Cluster"
+		return f
+	}
+	s, err := redis.String(conn.Do("CLUSTER", "INFO"))
+	if err != nil {
+		f.Status, f.Detail, f.Fix = statusFail, "CLUSTER INFO: "+err.Error(), "grant +cluster|info"
+		return f
+	}
+	m := parseInfo(s)
+	assigned, _ := strconv.Atoi(m["cluster_slots_assigned"])
+	slotsOK, _ := strconv.Atoi(m["cluster_slots_ok"])
+	f.Detail = fmt.Sprintf("state %s, %d of 16384 slots assigned, %d ok, %d pfail, %d fail, %s nodes",
+		m["cluster_state"], assigned, slotsOK, atoi(m["cluster_slots_pfail"]), atoi(m["cluster_slots_fail"]), m["cluster_known_nodes"])
+	if m["cluster_state"] != "ok" || assigned != 16384 || slotsOK != 16384 {
+		f.Status, f.Fix = statusFail, "assign every slot and bring the failing nodes back (redis-cli --cluster fix)"
+		return f
+	}
+	f.Status = statusOK
+	return f
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// latencyCheck times a few PINGs and reports their median.
+func latencyCheck(conn redis.Conn) finding {
+	f := finding{Check: checkLatency}
+	var rtts []time.Duration
+	for range pings {
+		t0 := time.Now()
+		if _, err := conn.Do("PING"); err != nil {
+			f.Status, f.Detail = statusFail, "PING: "+err.Error()
+			return f
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	slices.Sort(rtts)
+	med := rtts[len(rtts)/2]
+	f.Status, f.Detail = statusOK, fmt.Sprintf("median round trip %v over %d PINGs (each sesh call takes one or two)", latency(med), pings)
+	if med > slowPing {
+		f.Status, f.Fix = statusWarn, "run sesh near Redis: every call waits for at least one round trip"
+	}
+	return f
+}
+
+// clockCheck compares Redis's TIME with this machine's clock, read at the
+// middle of the round trip.
+func clockCheck(conn redis.Conn) finding {
+	f := finding{Check: checkClock}
+	t0 := time.Now()
+	v, err := redis.Int64s(conn.Do("TIME"))
+	t1 := time.Now()
+	if err != nil || len(v) != 2 {
+		f.Status, f.Detail = statusWarn, fmt.Sprintf("TIME: %v", errors.Join(err, errors.New("cannot compare clocks")))
+		return f
+	}
+	redisNow := time.Unix(v[0], v[1]*1000)
+	skew := redisNow.Sub(t0.Add(t1.Sub(t0) / 2))
+	f.Status = statusOK
+	f.Detail = fmt.Sprintf("Redis's clock is %v %s this machine's (±%v)", latency(skew.Abs()), map[bool]string{true: "ahead of", false: "behind"}[skew >= 0], latency(t1.Sub(t0)/2))
+	if skew.Abs() > maxSkew {
+		f.Status = statusWarn
+		f.Fix = "run NTP on Redis's host (and every Cluster node): MaxAge deadlines are on Redis's clock"
+	}
+	return f
+}
