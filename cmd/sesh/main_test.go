@@ -505,12 +505,20 @@ func TestNoPasswordInOutput(t *testing.T) {
 		"redis://default:" + secret + "%zz@" + addr + "/0",
 		"redis://u:" + secret + "@127.0.0.1:notaport/0",
 		"redis://" + secret + "@" + addr + "/0", // unreachable
+		"redis+sentinel://u:" + secret + "@" + addr + "/m",
+		"redis+sentinel://u:" + secret + "@" + addr + "/m/x",
+		"redis+cluster://:" + secret + "@" + addr,
+		"redis+cluster://:" + secret + "@" + addr + "/1",
+		"redis://" + secret + "@" + addr + "," + addr,
 	} {
 		for _, args := range [][]string{
 			{"set", "-redis", u, "alice"},
 			{"dieall", "-redis", u, "-track-users", "alice"},
 			{"demo", "-redis", u},
 			{"bench", "-redis", u, "-n", "1"},
+			{"doctor", "-redis", u},
+			{"doctor", "-redis", u, "-json"},
+			{"countall", "-redis", u},
 		} {
 			_, out, errOut := runSesh(t, "", args...)
 			if strings.Contains(out+errOut, secret[:4]) || strings.Contains(out+errOut, "%zz") {
