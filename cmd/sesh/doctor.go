@@ -399,7 +399,7 @@ func aclCheck(conn redis.Conn, version string, o doctorOptions) finding {
 	if !versionAtLeast(version, 7, 0) {
 		return aclGetUser(conn, user, f)
 	}
-	var denied []string
+	var denied, grants []string
 	failed := false
 	for _, u := range uses(o.prefix) {
 		reply, err := redis.String(conn.Do("ACL", append([]any{"DRYRUN", user}, u.args...)...))
@@ -424,6 +424,7 @@ func aclCheck(conn redis.Conn, version string, o doctorOptions) finding {
 			}
 		}
 		denied = append(denied, fmt.Sprintf("%s (%s)", name, need))
+		grants = append(grants, "+"+name)
 	}
 	switch {
 	case len(denied) == 0:
@@ -435,7 +436,7 @@ func aclCheck(conn redis.Conn, version string, o doctorOptions) finding {
 	}
 	if len(denied) > 0 {
 		f.Detail = fmt.Sprintf("user %q may not run: %s", user, strings.Join(denied, ", "))
-		f.Fix = fmt.Sprintf("ACL SETUSER %s with those commands, keys ~%s:* and channels &%s:cache:* &__redis__:invalidate", user, o.prefix, o.prefix)
+		f.Fix = fmt.Sprintf("ACL SETUSER %s %s (sesh's keys are ~%s:*, its channels &%s:cache:* &__redis__:invalidate)", user, strings.Join(grants, " "), o.prefix, o.prefix)
 	}
 	return f
 }
