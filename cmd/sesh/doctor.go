@@ -123,7 +123,7 @@ Options: the verdicts on eviction and ACLs depend on them.
 		printFindings(c.stdout, r)
 	}
 	if !r.OK {
-		return exitNotFound // 1: a check failed
+		return exitCheckFailed
 	}
 	return exitOK
 }
@@ -306,8 +306,11 @@ func evictionCheck(memory map[string]string, o doctorOptions) finding {
 		// A plain Store fails safe: an evicted key ends a session early.
 		f.Status, f.Fix = statusWarn, fix
 		f.Detail = policy + ": sessions may end early when Redis is full (safe, but users log in again)"
-		if !o.track {
-			f.Detail += "; TrackUsers would be refused" + map[bool]string{true: "", false: " with MaxAge"}[allkeys]
+		switch {
+		case !o.track && allkeys:
+			f.Detail += "; TrackUsers would be refused"
+		case !o.track:
+			f.Detail += "; TrackUsers with MaxAge would be refused"
 		}
 	default:
 		f.Status = statusOK
@@ -565,8 +568,12 @@ func clockCheck(conn redis.Conn) finding {
 	}
 	redisNow := time.Unix(v[0], v[1]*1000)
 	skew := redisNow.Sub(t0.Add(t1.Sub(t0) / 2))
+	side := "ahead of"
+	if skew < 0 {
+		side = "behind"
+	}
 	f.Status = statusOK
-	f.Detail = fmt.Sprintf("Redis's clock is %v %s this machine's (±%v)", latency(skew.Abs()), map[bool]string{true: "ahead of", false: "behind"}[skew >= 0], latency(t1.Sub(t0)/2))
+	f.Detail = fmt.Sprintf("Redis's clock is %v %s this machine's (±%v)", latency(skew.Abs()), side, latency(t1.Sub(t0)/2))
 	if skew.Abs() > maxSkew {
 		f.Status = statusWarn
 		f.Fix = "run NTP on Redis's host (and every Cluster node): MaxAge deadlines are on Redis's clock"

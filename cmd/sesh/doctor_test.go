@@ -86,7 +86,7 @@ func TestDoctorEviction(t *testing.T) {
 		status int
 		want   string
 	}{
-		{"TrackUsers fails", []string{"-track-users"}, exitNotFound, statusFail},
+		{"TrackUsers fails", []string{"-track-users"}, exitCheckFailed, statusFail},
 		{"plain tokens warn", nil, exitOK, statusWarn},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -125,7 +125,7 @@ func TestDoctorACL(t *testing.T) {
 		want   string
 		names  string
 	}{
-		{"nopexpire", exitNotFound, statusFail, "pexpire (every Store)"},
+		{"nopexpire", exitCheckFailed, statusFail, "pexpire (every Store)"},
 		{"nowait", exitOK, statusWarn, "wait (Replicas)"},
 		{"noacl", exitOK, statusWarn, "ACL WHOAMI refused"},
 	} {
@@ -147,7 +147,7 @@ func TestDoctorFailsOnAnUnreachableServer(t *testing.T) {
 	mr, url := server(t)
 	mr.Close()
 	status, checks, out := doctor(t, "-redis", url)
-	if status != exitNotFound || checks[checkConnect].Status != statusFail || len(checks) != 1 {
+	if status != exitCheckFailed || checks[checkConnect].Status != statusFail || len(checks) != 1 {
 		t.Errorf("status %d, checks %+v; want 1 and a single failed connect:\n%s", status, checks, out)
 	}
 }

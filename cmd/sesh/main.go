@@ -33,7 +33,7 @@
 // # Exit status
 //
 // 0 on success, 1 when a token is not live (unknown, expired, ended or
-// malformed), 2 for a usage error, 3 for any other failure, such as an
+// malformed) or a doctor check fails, 2 for a usage error, 3 for any other failure, such as an
 // unreachable server, and 130 when interrupted.
 package main
 
@@ -54,6 +54,7 @@ import (
 const (
 	exitOK          = 0
 	exitNotFound    = 1
+	exitCheckFailed = 1 // doctor
 	exitUsage       = 2
 	exitFailure     = 3
 	exitInterrupted = 130
@@ -130,10 +131,12 @@ Run 'sesh <command> -h' for a command's flags and an example.
 
 Environment:
 
-	SESH_REDIS_URL  Redis URL, when -redis is not given
+	SESH_REDIS_URL  Redis URL, when neither -redis nor -cluster is given:
+	                redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://
 	SESH_KEYS       encryption keys, comma-separated, the first seals (see keygen)
 
-Exit status: 0 success, 1 token not live, 2 usage error, 3 other failure.
+Exit status: 0 success, 1 token not live or doctor check failed, 2 usage error,
+3 other failure.
 `)
 	io.WriteString(c.stderr, b.String())
 }
