@@ -39,13 +39,16 @@ func TestDoctorPassesOnEveryTopology(t *testing.T) {
 					t.Errorf("no %s check:\n%s", c, out)
 				}
 			}
-			onCluster := strings.HasPrefix(tp.name, "cluster")
+			cluster, tracking := statusSkip, statusOK
+			if strings.HasPrefix(tp.name, "cluster") {
+				cluster, tracking = statusOK, statusSkip
+			}
 			for check, want := range map[string]string{
 				checkVersion:  statusOK,
 				checkEviction: statusOK,
 				checkACL:      statusOK,
-				checkCluster:  map[bool]string{true: statusOK, false: statusSkip}[onCluster],
-				checkTracking: map[bool]string{true: statusSkip, false: statusOK}[onCluster],
+				checkCluster:  cluster,
+				checkTracking: tracking,
 			} {
 				if got := checks[check]; got.Status != want {
 					t.Errorf("%s: %s (%s); want %s", check, got.Status, got.Detail, want)
@@ -163,5 +166,28 @@ func TestDoctorUsage(t *testing.T) {
 		if status, out, errOut := runSesh(t, "", args...); status != exitUsage || out != "" || !strings.HasPrefix(errOut, "sesh: ") {
 			t.Errorf("sesh %s: status %d, stdout %q, stderr %q; want 2 and a sesh: line", strings.Join(args, " "), status, out, errOut)
 		}
+	}
+}
+
+// TestWorstMasterSpeaksForTheCluster merges the findings of three masters.
+func TestWorstMasterSpeaksForTheCluster(t *testing.T) {
+	node := func(addr, status string) []finding {
+		return []finding{
+			{Check: checkVersion, Status: statusOK, Detail: "v " + addr, Node: addr},
+			{Check: checkEviction, Status: status, Detail: "e " + addr, Node: addr},
+		}
+	}
+	got := worst([][]finding{node("a", statusOK), node("b", statusFail), node("c", statusWarn)})
+	if len(got) != 2 {
+		t.Fatalf("worst gave %d findings, want 2: %+v", len(got), got)
+	}
+	if f := got[0]; f.Status != statusOK || f.Detail != "v a" || f.Node != "a shown; all 3 masters ok" {
+		t.Errorf("all ok: %+v; want the first master's, saying all are ok", f)
+	}
+	if f := got[1]; f.Status != statusFail || f.Detail != "e b" || f.Node != "b" {
+		t.Errorf("one failing: %+v; want the failing master's", f)
+	}
+	if one := worst([][]finding{node("a", statusWarn)}); one[1].Node != "" || one[1].Status != statusWarn {
+		t.Errorf("one server: %+v; want its findings without a node", one)
 	}
 }
