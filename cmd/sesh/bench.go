@@ -30,7 +30,8 @@ const maxReadTokens = 10000
 func (c *cli) bench(ctx context.Context, args []string) int {
 	b := &bencher{progress: c.progressTo()}
 	var (
-		url, opList    string
+		tf             targetFlags
+		opList         string
 		size           int
 		crypt, asJSON  bool
 		track          bool
@@ -45,9 +46,10 @@ tokens they use with Set, untimed. Every latency is kept, so percentiles are
 exact. With -redis the keys go under a throwaway prefix, deleted afterwards;
 on the embedded miniredis, the numbers measure sesh's client side and
 miniredis, not a Redis server. A live progress line goes to standard error
-when it is a terminal.`,
+when it is a terminal.
+`+targetAbout,
 		"\tsesh bench -redis redis://localhost:6379/15 -ops set,get,die -c 32 -d 10s")
-	fs.StringVar(&url, "redis", "", "Redis `URL` (default $SESH_REDIS_URL, else an embedded miniredis)")
+	tf.register(fs, "Redis `URL`: redis://, redis+sentinel:// or redis+cluster:// (default $SESH_REDIS_URL, else an embedded miniredis)")
 	fs.StringVar(&opList, "ops", "set,get", "comma-separated operations, of "+strings.Join(benchOps, ","))
 	fs.IntVar(&b.workers, "c", defaultWorkers, "concurrent workers")
 	fs.IntVar(&b.n, "n", defaultN, "operations per phase; with -d too, whichever ends first (-d alone runs for its duration)")
@@ -82,24 +84,28 @@ when it is a terminal.`,
 	b.size = size
 
 	where, prefix := "an embedded miniredis", "seshbench"
-	url = redisURL(url)
-	embedded := url == ""
+	embedded := !tf.given()
+	var t target
 	if embedded {
 		mr, err := miniredis.Run()
 		if err != nil {
 			return c.fail(ctx, "bench", fmt.Errorf("embedded miniredis: %w", err))
 		}
 		defer mr.Close()
-		url = "redis://" + mr.Addr()
+		t = target{kind: kindSingle, url: "redis://" + mr.Addr()}
 	} else {
-		where, prefix = redacted(url), "seshbench-"+randomHex(4)
+		var err error
+		if t, err = tf.target(); err != nil {
+			return c.usage(fs, "bench: %v", err)
+		}
+		where, prefix = t.String(), "seshbench-"+randomHex(4)
 	}
-	pool, err := sesh.NewPool(url)
+	pool, err := t.open()
 	if err != nil {
-		return c.usage(fs, "%v", err)
+		return c.fail(ctx, "bench", err)
 	}
-	defer pool.Close()
-	if err := ping(ctx, pool); err != nil {
+	defer pool.close()
+	if err := pool.ping(ctx); err != nil {
 		return c.fail(ctx, "bench", fmt.Errorf("%s: %w", where, err))
 	}
 	if !embedded {

@@ -59,7 +59,7 @@ made before it exits.`,
 	fmt.Fprintf(d.w, "sesh demo on %s\n", where)
 	if d.mr == nil {
 		defer func() {
-			n, err := cleanup(pool, d.prefix)
+			n, err := cleanup(&backend{target: target{kind: kindSingle, url: url}, Pool: pool}, d.prefix)
 			if err != nil {
 				fmt.Fprintf(c.stderr, "sesh: demo: cleaning up %s: %v\n", d.prefix, err)
 				return

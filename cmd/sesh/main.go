@@ -14,6 +14,8 @@
 //	rotate    replace a token with a fresh one
 //	dieall    end every token of a user ID
 //	count     count a user ID's live tokens
+//	countall  count every live token under a prefix, with SCAN
+//	doctor    check a deployment against what sesh needs
 //	keygen    print a fresh encryption key for SESH_KEYS
 //	bench     measure throughput and latency
 //
@@ -21,7 +23,9 @@
 //
 // # Environment
 //
-// SESH_REDIS_URL is the Redis URL used when -redis is not given. SESH_KEYS
+// SESH_REDIS_URL is the Redis URL used when neither -redis nor -cluster is
+// given; like -redis, it may name a single Redis, a Sentinel-elected master
+// (redis+sentinel://) or a Cluster (redis+cluster://). SESH_KEYS
 // holds the encryption keys, comma-separated, the first of which seals; when
 // it is set, the operator commands go through a [sesh.Crypt]. Keys never come
 // from a flag, since any user can read another's command line.
@@ -29,7 +33,7 @@
 // # Exit status
 //
 // 0 on success, 1 when a token is not live (unknown, expired, ended or
-// malformed), 2 for a usage error, 3 for any other failure, such as an
+// malformed) or a doctor check fails, 2 for a usage error, 3 for any other failure, such as an
 // unreachable server, and 130 when interrupted.
 package main
 
@@ -50,6 +54,7 @@ import (
 const (
 	exitOK          = 0
 	exitNotFound    = 1
+	exitCheckFailed = 1 // doctor
 	exitUsage       = 2
 	exitFailure     = 3
 	exitInterrupted = 130
@@ -79,6 +84,8 @@ var commands = []command{
 	{"rotate", "replace a token with a fresh one", ops["rotate"].run},
 	{"dieall", "end every token of a user ID", ops["dieall"].run},
 	{"count", "count a user ID's live tokens", ops["count"].run},
+	{"countall", "count every live token under a prefix, with SCAN", (*cli).countall},
+	{"doctor", "check a deployment against what sesh needs", (*cli).doctor},
 	{"keygen", "print a fresh encryption key for SESH_KEYS", (*cli).keygen},
 	{"bench", "measure throughput and latency", (*cli).bench},
 }
@@ -124,10 +131,12 @@ Run 'sesh <command> -h' for a command's flags and an example.
 
 Environment:
 
-	SESH_REDIS_URL  Redis URL, when -redis is not given
+	SESH_REDIS_URL  Redis URL, when neither -redis nor -cluster is given:
+	                redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://
 	SESH_KEYS       encryption keys, comma-separated, the first seals (see keygen)
 
-Exit status: 0 success, 1 token not live, 2 usage error, 3 other failure.
+Exit status: 0 success, 1 token not live or doctor check failed, 2 usage error,
+3 other failure.
 `)
 	io.WriteString(c.stderr, b.String())
 }

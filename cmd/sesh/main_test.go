@@ -387,7 +387,7 @@ func TestOperatorCommandsNeedAServer(t *testing.T) {
 		{"dieall", "-track-users", "alice"},
 	} {
 		status, _, errOut := runSesh(t, "", args...)
-		if status != exitUsage || !strings.Contains(errOut, "-redis URL or set SESH_REDIS_URL") ||
+		if status != exitUsage || !strings.Contains(errOut, "-redis URL or -cluster ADDRS, or set SESH_REDIS_URL") ||
 			!strings.Contains(errOut, "embedded Redis would forget") {
 			t.Errorf("sesh %s: status %d, stderr %q; want 2 and the reason", strings.Join(args, " "), status, errOut)
 		}
@@ -505,12 +505,20 @@ func TestNoPasswordInOutput(t *testing.T) {
 		"redis://default:" + secret + "%zz@" + addr + "/0",
 		"redis://u:" + secret + "@127.0.0.1:notaport/0",
 		"redis://" + secret + "@" + addr + "/0", // unreachable
+		"redis+sentinel://u:" + secret + "@" + addr + "/m",
+		"redis+sentinel://u:" + secret + "@" + addr + "/m/x",
+		"redis+cluster://:" + secret + "@" + addr,
+		"redis+cluster://:" + secret + "@" + addr + "/1",
+		"redis://" + secret + "@" + addr + "," + addr,
 	} {
 		for _, args := range [][]string{
 			{"set", "-redis", u, "alice"},
 			{"dieall", "-redis", u, "-track-users", "alice"},
 			{"demo", "-redis", u},
 			{"bench", "-redis", u, "-n", "1"},
+			{"doctor", "-redis", u},
+			{"doctor", "-redis", u, "-json"},
+			{"countall", "-redis", u},
 		} {
 			_, out, errOut := runSesh(t, "", args...)
 			if strings.Contains(out+errOut, secret[:4]) || strings.Contains(out+errOut, "%zz") {

@@ -38,7 +38,7 @@ var (
 // storeFlags are the operator commands' flags. They must match the Options
 // of the application whose tokens are operated on.
 type storeFlags struct {
-	redis    string
+	targetFlags
 	prefix   string
 	ttl      time.Duration
 	maxAge   time.Duration
@@ -47,7 +47,7 @@ type storeFlags struct {
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.redis, "redis", "", "Redis `URL` (default $SESH_REDIS_URL)")
+	f.targetFlags.register(fs, "")
 	fs.StringVar(&f.prefix, "prefix", "sesh", "key `prefix`, as in Options.Prefix")
 	f.ttl = 24 * time.Hour
 	fs.Var(ttlValue{&f.ttl}, "ttl", "idle TTL, as in Options.TTL: a `duration` or forever")
@@ -94,12 +94,12 @@ func redisURL(flagValue string) string {
 func redacted(u string) string { return redact.URL(u) }
 
 // errNoServer explains why the operator commands have no embedded default.
-const errNoServer = "%s needs a Redis server: pass -redis URL or set SESH_REDIS_URL " +
+const errNoServer = "%s needs a Redis server: pass -redis URL or -cluster ADDRS, or set SESH_REDIS_URL " +
 	"(an embedded Redis would forget every token when sesh exits)"
 
 // open returns the Store the flags describe over pool, or a Crypt over it
 // when there are keys.
-func (f *storeFlags) open(pool *redis.Pool, keys [][]byte) (store, error) {
+func (f *storeFlags) open(pool sesh.Pool, keys [][]byte) (store, error) {
 	s, err := sesh.New(pool, sesh.Options{Prefix: f.prefix, TTL: f.ttl, MaxAge: f.maxAge, TrackUsers: f.track})
 	switch {
 	case err != nil:
@@ -230,7 +230,8 @@ var ops = map[string]op{
 
 const opsAbout = `
 The flags must match the Options of the application that issued the tokens.
-With SESH_KEYS or -keys-file, values are sealed and opened with sesh.Crypt.`
+With SESH_KEYS or -keys-file, values are sealed and opened with sesh.Crypt.
+` + targetAbout
 
 const tokenAbout = `
 A TOKEN of - is read from standard input, which keeps it out of ps.`
@@ -249,7 +250,7 @@ func (o op) run(c *cli, ctx context.Context, args []string) int {
 		return status
 	}
 	arg := pos[0]
-	if redisURL(f.redis) == "" {
+	if !f.given() {
 		return c.usage(fs, errNoServer, o.name)
 	}
 	if o.userArg && o.name != "set" && !f.track {
@@ -272,12 +273,16 @@ func (o op) run(c *cli, ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usage(fs, "%s: %v", o.name, err)
 	}
-	pool, err := sesh.NewPool(redisURL(f.redis))
+	t, err := f.target()
 	if err != nil {
-		return c.usage(fs, "%v", err)
+		return c.usage(fs, "%s: %v", o.name, err)
 	}
-	defer pool.Close()
-	s, err := f.open(pool, keys)
+	b, err := t.open()
+	if err != nil {
+		return c.fail(ctx, o.name, err)
+	}
+	defer b.close()
+	s, err := f.open(b, keys)
 	if err != nil {
 		return c.usage(fs, "%v", err)
 	}
@@ -305,37 +310,70 @@ func printable(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
 }
 
-// cleanup deletes every key under prefix + ":", with a context of its own
-// so that it runs even after an interrupt, and returns how many it deleted.
-// It scans the keyspace, which is fine for a throwaway prefix and never
-// done on a hot path.
-func cleanup(pool *redis.Pool, prefix string) (int, error) {
+// cleanup deletes every key under prefix + ":" on every master, with a
+// context of its own so that it runs even after an interrupt, and returns
+// how many it deleted. It scans the keyspace, which is fine for a throwaway
+// prefix and never done on a hot path. Keys are deleted one per command, in
+// a pipeline: on a Cluster node, keys of different slots cannot share one.
+func cleanup(b *backend, prefix string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pool.GetContext(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	n, cursor := 0, "0"
+	n := 0
+	err := b.eachMaster(ctx, func(_ string, conn redis.Conn) error {
+		return scanKeys(ctx, conn, globEscape(prefix)+":*", 1000, func(keys []string) error {
+			for _, k := range keys {
+				conn.Send("DEL", k)
+			}
+			if err := conn.Flush(); err != nil {
+				return err
+			}
+			for range keys {
+				d, err := redis.Int(conn.Receive())
+				if err != nil {
+					return err
+				}
+				n += d
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+// scanKeys runs SCAN with MATCH pattern and COUNT count over the whole
+// keyspace of conn's server, calling fn with each batch. It checks ctx
+// between batches.
+func scanKeys(ctx context.Context, conn redis.Conn, pattern string, count int, fn func(keys []string) error) error {
+	cursor := "0"
 	for {
-		v, err := redis.Values(redis.DoContext(conn, ctx, "SCAN", cursor, "MATCH", prefix+":*", "COUNT", 1000))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		v, err := redis.Values(conn.Do("SCAN", cursor, "MATCH", pattern, "COUNT", count))
 		if err != nil {
-			return n, err
+			return err
 		}
 		var keys []string
 		if _, err := redis.Scan(v, &cursor, &keys); err != nil {
-			return n, err
+			return err
 		}
-		if len(keys) > 0 {
-			d, err := redis.Int(redis.DoContext(conn, ctx, "DEL", redis.Args{}.AddFlat(keys)...))
-			if err != nil {
-				return n, err
-			}
-			n += d
+		if err := fn(keys); err != nil {
+			return err
 		}
 		if cursor == "0" {
-			return n, nil
+			return nil
 		}
 	}
+}
+
+// globEscape quotes the characters SCAN's MATCH reads as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
