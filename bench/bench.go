@@ -145,6 +145,11 @@ func (r *Redis) CPU(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	return cpuOf(info)
+}
+
+// cpuOf is used_cpu_sys plus used_cpu_user from an INFO cpu reply.
+func cpuOf(info string) (time.Duration, error) {
 	var total float64
 	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
 		v, err := strconv.ParseFloat(infoField(info, f), 64)
