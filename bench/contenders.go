@@ -92,16 +92,6 @@ var Contenders = []Contender{
 	},
 }
 
-// ByName returns the contender called name.
-func ByName(name string) (Contender, bool) {
-	for _, c := range Contenders {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return Contender{}, false
-}
-
 // newToken draws a token as sesh and scs do: 32 bytes from crypto/rand in
 // unpadded base64url.
 func newToken() string {

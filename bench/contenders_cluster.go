@@ -68,16 +68,6 @@ var ClusterContenders = []ClusterContender{
 	},
 }
 
-// ClusterByName returns the cluster contender called name.
-func ClusterByName(name string) (ClusterContender, bool) {
-	for _, c := range ClusterContenders {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return ClusterContender{}, false
-}
-
 // openRedisc is raw redisc as its README sets it up: a RetryConn per
 // operation, which follows MOVED and ASK. It takes no context.
 func openRedisc(_ context.Context, c *Cluster, prefix string) (Client, error) {

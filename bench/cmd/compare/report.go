@@ -525,10 +525,11 @@ func (r *Report) figureIs() string {
 func (r *Report) markdown() string {
 	var b strings.Builder
 	jsName, _, chartName := r.files()
-	server := "redis-server"
+	server, serverCPU := "redis-server", "redis-server's"
 	if r.Mode == modeCluster {
 		b.WriteString("# sesh and its peers on Redis Cluster: results\n\n")
 		server = fmt.Sprintf("all %d redis-server nodes together", r.Nodes)
+		serverCPU = fmt.Sprintf("the sum over all %d redis-server nodes", r.Nodes)
 	} else {
 		b.WriteString("# sesh and its peers: results\n\n")
 	}
@@ -564,7 +565,7 @@ func (r *Report) markdown() string {
 	b.WriteString("\n## Every cell\n\n")
 	b.WriteString("ns/op is wall time per operation across all goroutines (1/throughput), as `go test` reports for RunParallel; " +
 		"mean latency is concurrency × ns/op. Allocations and client CPU count the whole process, the client library's background goroutines included; " +
-		"server CPU is " + server + "'s, from INFO cpu. The rounds column lists every round's ops/s, slowest first, to show the noise.\n\n")
+		"server CPU is " + serverCPU + ", from INFO cpu. The rounds column lists every round's ops/s, slowest first, to show the noise.\n\n")
 	fmt.Fprintf(&b, "| contender | op | c | ops/s | ns/op | mean latency | allocs/op | client CPU/op | server CPU/op | time vs %s | median ops/s | rounds (ops/s) |\n", r.baseline())
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, op := range ops {
