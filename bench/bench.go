@@ -18,6 +18,13 @@
 // on a goroutine of its own; the redigo+ctx contender shows that cost in
 // redigo alone. Raw redigo and scs take no context.
 //
+// # Redis Cluster
+//
+// The same two operations run on a Redis Cluster through [Cluster] and
+// [ClusterContenders]: sesh through seshcluster, with batching on and off,
+// rueidis's and go-redis's cluster clients, and raw redisc as the baseline.
+// Keys are spread over the slots as each library hashes them.
+//
 // # Running
 //
 // The Go benchmarks in bench_test.go give ns/op and allocs/op per contender
@@ -145,6 +152,11 @@ func (r *Redis) CPU(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	return cpuOf(info)
+}
+
+// cpuOf is used_cpu_sys plus used_cpu_user from an INFO cpu reply.
+func cpuOf(info string) (time.Duration, error) {
 	var total float64
 	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
 		v, err := strconv.ParseFloat(infoField(info, f), 64)

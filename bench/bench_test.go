@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,11 @@ var (
 	dialOnce sync.Once
 	server   *bench.Redis
 	dialErr  error
+
+	clusterOnce sync.Once
+	cluster     *bench.Cluster
+	clusterErr  error
+
 	// run prefixes every key this process writes.
 	run = fmt.Sprintf("seshbench:test%d", time.Now().UnixNano())
 )
@@ -32,14 +38,73 @@ func TestMain(m *testing.M) {
 	for _, s := range lookupSets {
 		s.cl.Close()
 	}
+	var targets []target
 	if server != nil {
-		if _, err := server.Clean(context.Background(), run+":"); err != nil {
+		targets = append(targets, server)
+	}
+	if cluster != nil {
+		targets = append(targets, cluster)
+	}
+	for _, t := range targets {
+		if _, err := t.Clean(context.Background(), run+":"); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: cleaning up:", err)
 			code = 1
 		}
-		server.Close()
+		t.Close()
 	}
 	os.Exit(code)
+}
+
+// target is the single Redis or the Cluster: what the tests clean up.
+type target interface {
+	Clean(ctx context.Context, prefix string) (int, error)
+	Close() error
+}
+
+// contender is a bench.Contender or a bench.ClusterContender, bound to the
+// server it runs on.
+type contender struct {
+	name string
+	srv  target
+	open func(ctx context.Context, prefix string) (bench.Client, error)
+}
+
+func singleContenders(r *bench.Redis) []contender {
+	var cs []contender
+	for _, c := range bench.Contenders {
+		cs = append(cs, contender{c.Name, r, func(ctx context.Context, prefix string) (bench.Client, error) {
+			return c.Open(ctx, r, prefix)
+		}})
+	}
+	return cs
+}
+
+func clusterContenders(cl *bench.Cluster) []contender {
+	var cs []contender
+	for _, c := range bench.ClusterContenders {
+		cs = append(cs, contender{"cluster/" + c.Name, cl, func(ctx context.Context, prefix string) (bench.Client, error) {
+			return c.Open(ctx, cl, prefix)
+		}})
+	}
+	return cs
+}
+
+// clusterFor returns the Redis Cluster that SESH_CLUSTER_ADDRS seeds. It
+// skips when the variable is unset, and fails when the cluster does not
+// answer.
+func clusterFor(tb testing.TB) *bench.Cluster {
+	tb.Helper()
+	addrs := os.Getenv("SESH_CLUSTER_ADDRS")
+	if addrs == "" {
+		tb.Skip(`SESH_CLUSTER_ADDRS is not set; eval "$(bash ../scripts/env.sh)" to run on the scripts' cluster`)
+	}
+	clusterOnce.Do(func() {
+		cluster, clusterErr = bench.DialCluster(context.Background(), strings.Split(addrs, ","))
+	})
+	if clusterErr != nil {
+		tb.Fatalf("SESH_CLUSTER_ADDRS is set, but %v", clusterErr)
+	}
+	return cluster
 }
 
 // redisFor returns the Redis under test. It fails when SESH_REDIS_URL is
@@ -62,16 +127,16 @@ func redisFor(tb testing.TB) *bench.Redis {
 }
 
 // open opens c with its keys under this process's prefix plus part.
-func open(tb testing.TB, r *bench.Redis, c bench.Contender, part string) bench.Client {
+func open(tb testing.TB, c contender, part string) bench.Client {
 	tb.Helper()
-	prefix := run + ":" + c.Name + ":" + part
-	cl, err := c.Open(context.Background(), r, prefix)
+	prefix := run + ":" + c.name + ":" + part
+	cl, err := c.open(context.Background(), prefix)
 	if err != nil {
-		tb.Fatalf("open %s: %v", c.Name, err)
+		tb.Fatalf("open %s: %v", c.name, err)
 	}
 	tb.Cleanup(func() {
 		cl.Close()
-		if _, err := r.Clean(context.Background(), prefix+":"); err != nil {
+		if _, err := c.srv.Clean(context.Background(), prefix+":"); err != nil {
 			tb.Errorf("clean %s: %v", prefix, err)
 		}
 	})
@@ -89,25 +154,14 @@ func unknownToken() string {
 // token, with the workload's TTL, and resolves it back to its user.
 func TestContendersDoTheSameWork(t *testing.T) {
 	r := redisFor(t)
-	ctx := context.Background()
 	if n := len(bench.UserID(7)); n != bench.UserIDLen {
 		t.Fatalf("user IDs are %d bytes, want %d", n, bench.UserIDLen)
 	}
-	for _, c := range bench.Contenders {
-		t.Run(c.Name, func(t *testing.T) {
-			cl := open(t, r, c, "t")
-			tok, err := cl.Mint(ctx, bench.UserID(7))
-			if err != nil {
-				t.Fatalf("Mint: %v", err)
-			}
-			got, err := cl.Lookup(ctx, tok)
-			if err != nil || got != bench.UserID(7) {
-				t.Fatalf("Lookup(minted) = %q, %v; want %q, nil", got, err, bench.UserID(7))
-			}
-			if _, err := cl.Lookup(ctx, unknownToken()); !errors.Is(err, bench.ErrNotFound) {
-				t.Fatalf("Lookup(unknown) error = %v, want ErrNotFound", err)
-			}
-			keys := keysUnder(t, r, run+":"+c.Name+":t:")
+	for _, c := range singleContenders(r) {
+		t.Run(c.name, func(t *testing.T) {
+			cl := open(t, c, "t")
+			mintAndLookup(t, cl)
+			keys := keysUnder(t, r, run+":"+c.name+":t:")
 			if len(keys) != 1 {
 				t.Fatalf("Mint wrote keys %q, want exactly one", keys)
 			}
@@ -116,6 +170,45 @@ func TestContendersDoTheSameWork(t *testing.T) {
 				t.Errorf("key %s expires in %v, want about %v", keys[0], ttl, bench.TTL)
 			}
 		})
+	}
+}
+
+// TestClusterContendersDoTheSameWork checks that every Cluster contender
+// keeps one key per token and resolves it back to its user.
+func TestClusterContendersDoTheSameWork(t *testing.T) {
+	cl := clusterFor(t)
+	for _, c := range clusterContenders(cl) {
+		t.Run(c.name, func(t *testing.T) {
+			prefix := run + ":" + c.name + ":t"
+			client, err := c.open(context.Background(), prefix)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer client.Close()
+			mintAndLookup(t, client)
+			// Clean counts the keys it removes, on every master.
+			if n, err := cl.Clean(context.Background(), prefix+":"); err != nil || n != 1 {
+				t.Fatalf("Mint wrote %d keys (clean error %v), want exactly one", n, err)
+			}
+		})
+	}
+}
+
+// mintAndLookup mints a token with cl, and checks that it resolves to its
+// user and that an unknown token is not found.
+func mintAndLookup(t *testing.T, cl bench.Client) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := cl.Mint(ctx, bench.UserID(7))
+	if err != nil {
+		t.Fatalf("Mint: %v", err)
+	}
+	got, err := cl.Lookup(ctx, tok)
+	if err != nil || got != bench.UserID(7) {
+		t.Fatalf("Lookup(minted) = %q, %v; want %q, nil", got, err, bench.UserID(7))
+	}
+	if _, err := cl.Lookup(ctx, unknownToken()); !errors.Is(err, bench.ErrNotFound) {
+		t.Fatalf("Lookup(unknown) error = %v, want ErrNotFound", err)
 	}
 }
 
@@ -209,26 +302,26 @@ type lookupSet struct {
 	ts *bench.Tokens
 }
 
-func workingSet(b *testing.B, r *bench.Redis, c bench.Contender) *lookupSet {
+func workingSet(b *testing.B, c contender) *lookupSet {
 	b.Helper()
-	if s, ok := lookupSets[c.Name]; ok {
+	if s, ok := lookupSets[c.name]; ok {
 		return s
 	}
 	// Opened outside b so that it lives until TestMain cleans up.
-	prefix := run + ":" + c.Name + ":l"
-	cl, err := c.Open(context.Background(), r, prefix)
+	prefix := run + ":" + c.name + ":l"
+	cl, err := c.open(context.Background(), prefix)
 	if err != nil {
-		b.Fatalf("open %s: %v", c.Name, err)
+		b.Fatalf("open %s: %v", c.name, err)
 	}
 	ts, err := bench.Fill(context.Background(), cl, bench.WorkingSet)
 	if err == nil {
 		err = bench.Warm(context.Background(), cl, ts)
 	}
 	if err != nil {
-		b.Fatalf("working set for %s: %v", c.Name, err)
+		b.Fatalf("working set for %s: %v", c.name, err)
 	}
 	s := &lookupSet{cl, ts}
-	lookupSets[c.Name] = s
+	lookupSets[c.name] = s
 	return s
 }
 
@@ -248,11 +341,24 @@ func measure(b *testing.B, n int, op bench.Op) {
 
 // BenchmarkMint mints tokens with every contender at every concurrency.
 // Read sesh's ns/op against redigo's at the same c for its overhead.
-func BenchmarkMint(b *testing.B) {
-	r := redisFor(b)
-	for _, c := range bench.Contenders {
-		b.Run(c.Name, func(b *testing.B) {
-			cl := open(b, r, c, "m")
+func BenchmarkMint(b *testing.B) { benchMint(b, singleContenders(redisFor(b))) }
+
+// BenchmarkLookup resolves tokens drawn uniformly from a working set of
+// bench.WorkingSet live tokens per contender.
+func BenchmarkLookup(b *testing.B) { benchLookup(b, singleContenders(redisFor(b))) }
+
+// BenchmarkClusterMint is BenchmarkMint for the Cluster contenders, on the
+// cluster SESH_CLUSTER_ADDRS seeds; it skips when that is unset. Read
+// sesh's ns/op against redisc's.
+func BenchmarkClusterMint(b *testing.B) { benchMint(b, clusterContenders(clusterFor(b))) }
+
+// BenchmarkClusterLookup is BenchmarkLookup for the Cluster contenders.
+func BenchmarkClusterLookup(b *testing.B) { benchLookup(b, clusterContenders(clusterFor(b))) }
+
+func benchMint(b *testing.B, cs []contender) {
+	for _, c := range cs {
+		b.Run(strings.TrimPrefix(c.name, "cluster/"), func(b *testing.B) {
+			cl := open(b, c, "m")
 			for _, n := range bench.Concurrencies {
 				b.Run(fmt.Sprintf("c=%d", n), func(b *testing.B) { measure(b, n, bench.MintOp(cl)) })
 			}
@@ -260,13 +366,10 @@ func BenchmarkMint(b *testing.B) {
 	}
 }
 
-// BenchmarkLookup resolves tokens drawn uniformly from a working set of
-// bench.WorkingSet live tokens per contender.
-func BenchmarkLookup(b *testing.B) {
-	r := redisFor(b)
-	for _, c := range bench.Contenders {
-		b.Run(c.Name, func(b *testing.B) {
-			s := workingSet(b, r, c)
+func benchLookup(b *testing.B, cs []contender) {
+	for _, c := range cs {
+		b.Run(strings.TrimPrefix(c.name, "cluster/"), func(b *testing.B) {
+			s := workingSet(b, c)
 			for _, n := range bench.Concurrencies {
 				b.Run(fmt.Sprintf("c=%d", n), func(b *testing.B) { measure(b, n, bench.LookupOp(s.cl, s.ts)) })
 			}

@@ -65,8 +65,15 @@ var Contenders = []Contender{
 		Name:   "sesh",
 		Mint:   "SET k v NX PX (Set)",
 		Lookup: "GET (Get)",
-		Config: "sesh.New on the shared redigo pool, TTL 1h",
-		Open:   openSesh,
+		Config: "sesh.New on the shared redigo pool, TTL 1h, Pipelines at its default (auto-pipelining on)",
+		Open:   openSesh(0),
+	},
+	{
+		Name:   "sesh-nobatch",
+		Mint:   "SET k v NX PX (Set)",
+		Lookup: "GET (Get)",
+		Config: "sesh.New on the shared redigo pool, TTL 1h, Pipelines: sesh.NoPipelining (batching off: one pool connection per operation)",
+		Open:   openSesh(sesh.NoPipelining),
 	},
 	{
 		Name:   "sesh+crypt",
@@ -85,16 +92,6 @@ var Contenders = []Contender{
 	},
 }
 
-// ByName returns the contender called name.
-func ByName(name string) (Contender, bool) {
-	for _, c := range Contenders {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return Contender{}, false
-}
-
 // newToken draws a token as sesh and scs do: 32 bytes from crypto/rand in
 // unpadded base64url.
 func newToken() string {
@@ -109,14 +106,14 @@ var errCollision = errors.New("bench: fresh token collided with a live one")
 // ctx it calls DoContext, which sesh uses so that a cancelled context ends
 // a blocked call, and which costs a goroutine per command.
 type redigoClient struct {
-	pool   *redis.Pool
+	get    func(context.Context) (redis.Conn, error)
 	prefix string
 	ctx    bool
 }
 
 func openRedigo(ctx bool) func(context.Context, *Redis, string) (Client, error) {
 	return func(_ context.Context, r *Redis, prefix string) (Client, error) {
-		return &redigoClient{r.Pool, prefix + ":", ctx}, nil
+		return &redigoClient{r.Pool.GetContext, prefix + ":", ctx}, nil
 	}
 }
 
@@ -129,7 +126,7 @@ func (c *redigoClient) do(ctx context.Context, conn redis.Conn, cmd string, args
 
 func (c *redigoClient) Mint(ctx context.Context, userID string) (string, error) {
 	tok := newToken()
-	conn, err := c.pool.GetContext(ctx)
+	conn, err := c.get(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +142,7 @@ func (c *redigoClient) Mint(ctx context.Context, userID string) (string, error) 
 }
 
 func (c *redigoClient) Lookup(ctx context.Context, token string) (string, error) {
-	conn, err := c.pool.GetContext(ctx)
+	conn, err := c.get(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -159,9 +156,9 @@ func (c *redigoClient) Lookup(ctx context.Context, token string) (string, error)
 
 func (c *redigoClient) Close() error { return nil }
 
-// go-redis.
+// go-redis, on one server or a cluster.
 type goRedisClient struct {
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient
 	prefix string
 }
 
@@ -293,12 +290,20 @@ type seshClient struct {
 	close func() error
 }
 
-func openSesh(_ context.Context, r *Redis, prefix string) (Client, error) {
-	st, err := sesh.New(r.Pool, sesh.Options{Prefix: prefix, TTL: TTL})
+// openSesh opens a sesh Store with Options.Pipelines set to pipelines: 0
+// for the default (auto-pipelining on), or sesh.NoPipelining.
+func openSesh(pipelines int) func(context.Context, *Redis, string) (Client, error) {
+	return func(_ context.Context, r *Redis, prefix string) (Client, error) {
+		return newSeshClient(r.Pool, prefix, pipelines)
+	}
+}
+
+func newSeshClient(p sesh.Pool, prefix string, pipelines int) (Client, error) {
+	st, err := sesh.New(p, sesh.Options{Prefix: prefix, TTL: TTL, Pipelines: pipelines})
 	if err != nil {
 		return nil, err
 	}
-	return seshClient{st: st}, nil
+	return seshClient{st: st, close: st.Close}, nil
 }
 
 // openSeshCache opens a sesh Store with its client-side cache: one more

@@ -35,11 +35,13 @@ var (
 var styles = map[string]style{
 	"redigo":          {rgb(0x555555), draw.CircleGlyph{}, nil},
 	"redigo+ctx":      {rgb(0xaaaaaa), draw.RingGlyph{}, nil},
+	"redisc":          {rgb(0x555555), draw.CircleGlyph{}, nil},
 	"go-redis":        {rgb(0x4e79a7), draw.SquareGlyph{}, nil},
 	"rueidis":         {rgb(0x59a14f), draw.TriangleGlyph{}, nil},
 	"rueidis+cache":   {rgb(0x59a14f), draw.PyramidGlyph{}, dashed},
 	"scs":             {rgb(0xb07aa1), draw.BoxGlyph{}, nil},
 	"sesh":            {rgb(0xe15759), draw.RingGlyph{}, nil},
+	"sesh-nobatch":    {rgb(0xe15759), draw.SquareGlyph{}, dotted},
 	"sesh+crypt":      {rgb(0xf28e2b), draw.CrossGlyph{}, nil},
 	"sesh+cache":      {rgb(0xe15759), draw.PlusGlyph{}, dashed},
 	"redis-benchmark": {rgb(0x000000), draw.BoxGlyph{}, dotted},
@@ -132,9 +134,13 @@ func (r *Report) chart() ([]byte, error) {
 		XAlign:  draw.XLeft,
 		YAlign:  draw.YTop,
 	}
+	server := "Redis " + r.RedisVersion
+	if r.Mode == modeCluster {
+		server = fmt.Sprintf("Redis Cluster %s (%d nodes)", r.RedisVersion, r.Nodes)
+	}
 	dc.FillText(header, vg.Point{X: px(20), Y: px(chartH - 14)},
-		fmt.Sprintf("Operations per second (log scales). sesh and its peers, %s, Redis %s, %d CPUs shared by client and server; %s.",
-			r.Date.Format("2006-01-02"), r.RedisVersion, r.CPUs, r.figureIs()))
+		fmt.Sprintf("Operations per second (log scales). sesh and its peers, %s, %s, %d CPUs shared by client and server; %s.",
+			r.Date.Format("2006-01-02"), server, r.CPUs, r.figureIs()))
 	body := draw.Crop(dc, px(10), 0, px(10), -px(44))
 	legendW := px(300)
 	// Aligned, so that both panels' axes start and end level.

@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"image/png"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +35,7 @@ func TestParseRBCSV(t *testing.T) {
 
 func TestSpliceReplacesOnlyTheResultsSection(t *testing.T) {
 	doc := "# Title\n\nBefore.\n\n" + beginMarker + "\nold table\n" + endMarker + "\n\nAfter.\n"
-	once, err := spliceBytes([]byte(doc), "new table")
+	once, err := spliceBytes([]byte(doc), beginMarker, endMarker, "new table")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,11 +43,11 @@ func TestSpliceReplacesOnlyTheResultsSection(t *testing.T) {
 	if string(once) != want {
 		t.Errorf("spliced:\n%s\nwant:\n%s", once, want)
 	}
-	twice, _ := spliceBytes(once, "new table")
+	twice, _ := spliceBytes(once, beginMarker, endMarker, "new table")
 	if !bytes.Equal(once, twice) {
 		t.Errorf("a second splice changed the file:\n%s", twice)
 	}
-	if _, err := spliceBytes([]byte("# No markers\n"), "x"); !errors.Is(err, errNoMarkers) {
+	if _, err := spliceBytes([]byte("# No markers\n"), beginMarker, endMarker, "x"); !errors.Is(err, errNoMarkers) {
 		t.Errorf("splice without markers: error %v, want errNoMarkers", err)
 	}
 }
@@ -56,10 +60,10 @@ func sampleReport(withCache bool) *Report {
 		Redis: "redis://127.0.0.1:6379/15", RedisVersion: "7.0.15", GoVersion: "go1.26", Platform: "linux/amd64",
 		CPUs: 2, OtherCores: 0.25, Duration: "1s", Warmup: "200ms", Rounds: 3,
 		WorkingSet: 10000, Concurrencies: []int{1, 64},
-		Contenders: []ContenderInfo{{Name: "redigo"}, {Name: "redigo+ctx"}, {Name: "sesh"}, {Name: "rueidis"}, {Name: "rueidis+cache", Cached: true}, {Name: "sesh+cache", Cached: true}},
+		Contenders: []ContenderInfo{{Name: "redigo"}, {Name: "redigo+ctx"}, {Name: "sesh"}, {Name: "sesh-nobatch"}, {Name: "rueidis"}, {Name: "rueidis+cache", Cached: true}, {Name: "sesh+cache", Cached: true}},
 	}
 	ops := map[string][2]float64{ // ops/s at c=1 and c=64
-		"redigo": {40000, 60000}, "redigo+ctx": {38000, 55000}, "sesh": {38000, 50000}, "rueidis": {30000, 110000}, "rueidis+cache": {2e6, 2.2e6},
+		"redigo": {40000, 60000}, "redigo+ctx": {38000, 55000}, "sesh": {38000, 50000}, "sesh-nobatch": {40000, 50000}, "rueidis": {30000, 110000}, "rueidis+cache": {2e6, 2.2e6},
 	}
 	if withCache {
 		ops["sesh+cache"] = [2]float64{3e6, 3.5e6}
@@ -91,8 +95,10 @@ func TestEvaluate(t *testing.T) {
 		withCach bool
 		want     []string
 	}{
-		{"an unmeasured cache leaves its targets unjudged", false, []string{unmeasured, met, met, missed, missed, reference, reference, unmeasured}},
-		{"a measured cache is judged", true, []string{met, met, met, missed, missed, reference, reference, met}},
+		// The batching targets at c=16 and c=256 are unmeasured: the
+		// sample runs c=1 and c=64 only.
+		{"an unmeasured cache leaves its targets unjudged", false, []string{unmeasured, met, met, missed, missed, reference, reference, unmeasured, unmeasured, unmeasured, unmeasured, unmeasured, met, met}},
+		{"a measured cache is judged", true, []string{met, met, met, missed, missed, reference, reference, met, unmeasured, unmeasured, unmeasured, unmeasured, met, met}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := sampleReport(tc.withCach)
@@ -154,7 +160,13 @@ func TestParseFlags(t *testing.T) {
 	if len(cfg.conc) != 4 || cfg.out != "." || len(cfg.readmes) != 2 {
 		t.Errorf("defaults gave %+v", cfg)
 	}
-	for _, bad := range [][]string{{"-c", "1,0"}, {"-only", "nosuch"}, {"-rounds", "0"}, {"extra"}} {
+	for _, bad := range [][]string{
+		{"-c", "1,0"}, {"-only", "nosuch"}, {"-rounds", "0"}, {"extra"},
+		{"-cluster", "127.0.0.1"}, // no port
+		{"-cluster", "127.0.0.1:7101", "-redis", "redis://127.0.0.1:6379/15"},
+		{"-cluster", "127.0.0.1:7101", "-only", "scs"}, // single-node only
+		{"-only", "redisc"}, // cluster only
+	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) returned no error", bad)
 		}
@@ -173,4 +185,116 @@ func TestCommandLineHidesThePassword(t *testing.T) {
 			t.Errorf("commandLine(%q) = %q shows the password", args, got)
 		}
 	}
+}
+
+func TestParseFlagsClusterMode(t *testing.T) {
+	cfg, err := parseFlags([]string{"-cluster", "127.0.0.1:7101, 127.0.0.1:7102,", "-only", "sesh,sesh-nobatch,redisc"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"127.0.0.1:7101", "127.0.0.1:7102"}; !slices.Equal(cfg.cluster, want) {
+		t.Errorf("-cluster gave seeds %q, want %q", cfg.cluster, want)
+	}
+	if want := []string{"sesh", "sesh-nobatch", "redisc"}; !slices.Equal(cfg.only, want) {
+		t.Errorf("-only gave %q, want %q", cfg.only, want)
+	}
+	if cfg, _ := parseFlags(nil, io.Discard); len(cfg.cluster) != 0 {
+		t.Errorf("without -cluster, seeds %q", cfg.cluster)
+	}
+}
+
+// sampleClusterReport is a report of a Cluster run on three concurrencies.
+func sampleClusterReport() *Report {
+	r := &Report{
+		Mode: modeCluster, Nodes: 6,
+		Date: time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC), Command: "go run ./cmd/compare -cluster 127.0.0.1:7101",
+		Redis: "127.0.0.1:7101", RedisVersion: "7.0.15", GoVersion: "go1.26", Platform: "linux/amd64",
+		CPUs: 2, OtherCores: 0.05, Duration: "1s", Warmup: "200ms", Rounds: 3,
+		WorkingSet: 10000, Concurrencies: []int{1, 64, 256},
+		Contenders: []ContenderInfo{{Name: "redisc"}, {Name: "rueidis"}, {Name: "sesh"}, {Name: "sesh-nobatch"}},
+	}
+	ops := map[string][3]float64{ // ops/s at c=1, 64 and 256
+		"redisc": {20000, 30000, 32000}, "rueidis": {15000, 90000, 120000},
+		"sesh": {19000, 95000, 110000}, "sesh-nobatch": {20000, 32000, 32000},
+	}
+	for _, ci := range r.Contenders {
+		for i, c := range r.Concurrencies {
+			for _, op := range []string{opMint, opLookup} {
+				v := ops[ci.Name][i]
+				r.Cells = append(r.Cells, Cell{Contender: ci.Name, Op: op, C: c, OpsPerSec: v, NsPerOp: 1e9 / v, Rounds: []float64{v}})
+			}
+		}
+	}
+	r.Targets = evaluate(r)
+	return r
+}
+
+func TestClusterReport(t *testing.T) {
+	r := sampleClusterReport()
+	t.Run("targets are judged against rueidis at c=64 and 256", func(t *testing.T) {
+		var got []string
+		for _, x := range r.Targets {
+			got = append(got, x.Verdict)
+		}
+		want := []string{missed, missed, met, met, reference, reference}
+		if !slices.Equal(got, want) {
+			for _, x := range r.Targets {
+				t.Logf("%s: %s: %s", x.Goal, x.Figure, x.Verdict)
+			}
+			t.Errorf("verdicts %v, want %v", got, want)
+		}
+		if f := r.Targets[0].Figure; f != "c=64 1.06×, c=256 0.92× ✗" {
+			t.Errorf("sesh against rueidis: figure %q", f)
+		}
+	})
+	t.Run("tables compare with raw redisc", func(t *testing.T) {
+		md := r.markdown()
+		for _, want := range []string{
+			"# sesh and its peers on Redis Cluster",
+			"as a multiple of raw redisc's",
+			"| sesh | 19k (1.05×) | 95k (0.32×) | 110k (0.29×) |",
+			"| sesh-nobatch | 20k (1.00×) | 32k (0.94×) | 32k (1.00×) |",
+			"Redis Cluster 7.0.15 of 6 nodes on this machine",
+			"client process / all 6 redis-server nodes together",
+			"time vs redisc",
+			"](chart-cluster.png)",
+			"Not run: compare runs redis-benchmark on a single Redis only.",
+		} {
+			if !strings.Contains(md, want) {
+				t.Errorf("RESULTS-cluster.md lacks %q:\n%s", want, md)
+			}
+		}
+	})
+	t.Run("it writes its own files and README section", func(t *testing.T) {
+		dir := t.TempDir()
+		readme := filepath.Join(dir, "README.md")
+		single := beginMarker + "\nsingle-node table\n" + endMarker
+		doc := "# bench\n\n" + single + "\n\n" + clusterBeginMarker + "\nold\n" + clusterEndMarker + "\n"
+		if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.write(dir, []string{readme}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"results-cluster.json", "RESULTS-cluster.md", "chart-cluster.png"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+				t.Errorf("no %s: %v", name, err)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "results.json")); err == nil {
+			t.Error("a Cluster run wrote results.json, the single-node run's file")
+		}
+		b, _ := os.ReadFile(readme)
+		if !strings.Contains(string(b), single) {
+			t.Errorf("the single-node section changed:\n%s", b)
+		}
+		if strings.Contains(string(b), "\nold\n") || !strings.Contains(string(b), "| sesh | 19k (1.05×)") {
+			t.Errorf("the Cluster section was not rewritten:\n%s", b)
+		}
+		var back Report
+		js, _ := os.ReadFile(filepath.Join(dir, "results-cluster.json"))
+		if err := json.Unmarshal(js, &back); err != nil || back.Mode != modeCluster || back.Nodes != 6 {
+			t.Errorf("results-cluster.json reads back as mode %q, %d nodes, error %v", back.Mode, back.Nodes, err)
+		}
+	})
 }

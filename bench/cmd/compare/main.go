@@ -1,11 +1,14 @@
 // Command compare measures sesh against its peers in one process, against
-// one Redis, on one workload, and writes the results: results.json,
-// RESULTS.md, chart.png, and the results section of each README named by
-// -readme.
+// one Redis or one Redis Cluster, on one workload, and writes the results:
+// results.json, RESULTS.md, chart.png, and the results section of each
+// README named by -readme. In Cluster mode the files are
+// results-cluster.json, RESULTS-cluster.md and chart-cluster.png, and the
+// README section is the one between the compare-cluster markers.
 //
 // Usage, from bench/:
 //
 //	go run ./cmd/compare -redis redis://127.0.0.1:6379/15
+//	go run ./cmd/compare -cluster 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
 //
 // Each (contender, operation, concurrency) cell is warmed up and then
 // measured for -d, in -rounds rounds whose contender order rotates; a cell's
@@ -26,6 +29,7 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,6 +46,7 @@ import (
 // config is what the flags set.
 type config struct {
 	url        string
+	cluster    []string // seeds; Cluster mode when set
 	d, warmup  time.Duration
 	rounds     int
 	workingSet int
@@ -83,12 +88,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/compare [flags]\n\n"+
-			"Measures mint and lookup for sesh and its peers against one Redis and writes\n"+
-			"results.json, RESULTS.md, chart.png and the results section of each -readme.\n\n")
+			"Measures mint and lookup for sesh and its peers against one Redis (or, with\n"+
+			"-cluster, one Redis Cluster) and writes results.json, RESULTS.md, chart.png\n"+
+			"(results-cluster.json, RESULTS-cluster.md, chart-cluster.png) and the results\n"+
+			"section of each -readme.\n\n")
 		fs.PrintDefaults()
 	}
-	var conc, only, readmes string
+	var conc, only, readmes, cluster string
 	fs.StringVar(&cfg.url, "redis", "redis://127.0.0.1:6379/15", "Redis URL, as sesh.NewPool takes it")
+	fs.StringVar(&cluster, "cluster", "", "comma-separated host:port seeds of a Redis Cluster: measure the Cluster contenders on it instead of -redis")
 	fs.DurationVar(&cfg.d, "d", 400*time.Millisecond, "measured time per cell and round")
 	fs.DurationVar(&cfg.warmup, "warmup", 100*time.Millisecond, "unmeasured time before each cell")
 	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds per cell; a cell's figure is the fastest")
@@ -133,12 +141,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		cfg.conc = append(cfg.conc, n)
 	}
+	for s := range strings.SplitSeq(cluster, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			fmt.Fprintf(stderr, "compare: -cluster: %q is not host:port\n", s)
+			return cfg, errors.New("usage")
+		}
+		cfg.cluster = append(cfg.cluster, s)
+	}
+	if set["redis"] && len(cfg.cluster) > 0 {
+		fmt.Fprintln(stderr, "compare: -redis and -cluster exclude each other")
+		return cfg, errors.New("usage")
+	}
 	for s := range strings.SplitSeq(only, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if _, ok := bench.ByName(s); !ok {
-			fmt.Fprintf(stderr, "compare: -only: no contender %q\n", s)
+		if !slices.Contains(contenderNames(len(cfg.cluster) > 0), s) {
+			fmt.Fprintf(stderr, "compare: -only: no contender %q in this mode (%s)\n", s, strings.Join(contenderNames(len(cfg.cluster) > 0), ", "))
 			return cfg, errors.New("usage")
 		}
 		cfg.only = append(cfg.only, s)
@@ -162,32 +184,105 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return cfg, nil
 }
 
+// contenderNames lists the contenders of one mode, in order.
+func contenderNames(cluster bool) []string {
+	var names []string
+	if cluster {
+		for _, c := range bench.ClusterContenders {
+			names = append(names, c.Name)
+		}
+		return names
+	}
+	for _, c := range bench.Contenders {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// target is the Redis or the Redis Cluster under test, as measuring needs
+// it: the server CPU it has used, and a way to remove keys.
+type target interface {
+	CPU(ctx context.Context) (time.Duration, error)
+	Clean(ctx context.Context, prefix string) (int, error)
+	Close() error
+}
+
 // entrant is a contender opened for the run: one client for minting, whose
 // keys are removed after every cell, and one holding the lookup working set.
 type entrant struct {
-	bench.Contender
+	ContenderInfo
+	open         func(ctx context.Context, prefix string) (bench.Client, error)
 	mint, lookup bench.Client
 	mintPrefix   string
 	tokens       *bench.Tokens
 }
 
-func run(ctx context.Context, cfg config) (err error) {
-	started := time.Now()
+// setup is what a run measures: the target, its server processes, and the
+// contenders of its mode, not yet opened.
+type setup struct {
+	t       target
+	version string
+	pids    []int
+	ents    []*entrant
+}
+
+// dial connects to the single Redis or, with -cluster, the Cluster.
+func dial(ctx context.Context, cfg config) (*setup, error) {
+	if len(cfg.cluster) > 0 {
+		c, err := bench.DialCluster(ctx, cfg.cluster)
+		if err != nil {
+			return nil, err
+		}
+		version, pids, err := c.Servers(ctx)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		s := &setup{t: c, version: version, pids: pids}
+		for _, cc := range bench.ClusterContenders {
+			s.ents = append(s.ents, &entrant{
+				ContenderInfo: ContenderInfo{Name: cc.Name, Mint: cc.Mint, Lookup: cc.Lookup, Config: cc.Config, Cached: cc.Cached},
+				open: func(ctx context.Context, prefix string) (bench.Client, error) {
+					return cc.Open(ctx, c, prefix)
+				},
+			})
+		}
+		return s, nil
+	}
 	r, err := bench.Dial(ctx, cfg.url)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer r.Close()
-	version, redisPID, err := r.Server(ctx)
+	version, pid, err := r.Server(ctx)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	s := &setup{t: r, version: version, pids: []int{pid}}
+	for _, sc := range bench.Contenders {
+		s.ents = append(s.ents, &entrant{
+			ContenderInfo: ContenderInfo{Name: sc.Name, Mint: sc.Mint, Lookup: sc.Lookup, Config: sc.Config, Cached: sc.Cached},
+			open: func(ctx context.Context, prefix string) (bench.Client, error) {
+				return sc.Open(ctx, r, prefix)
+			},
+		})
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, cfg config) (err error) {
+	started := time.Now()
+	su, err := dial(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	defer su.t.Close()
 	prefix := fmt.Sprintf("seshbench:%x", rand.Uint32())
 	rep := &Report{
 		Date:          started.UTC().Truncate(time.Second),
 		Command:       commandLine(cfg),
 		Redis:         redact.URL(cfg.url),
-		RedisVersion:  version,
+		RedisVersion:  su.version,
 		GoVersion:     runtime.Version(),
 		Platform:      runtime.GOOS + "/" + runtime.GOARCH,
 		CPUs:          runtime.NumCPU(),
@@ -199,6 +294,10 @@ func run(ctx context.Context, cfg config) (err error) {
 		CacheTTL:      bench.CacheTTL.String(),
 		Concurrencies: cfg.conc,
 	}
+	if len(cfg.cluster) > 0 {
+		rep.Mode, rep.Redis, rep.Nodes = modeCluster, strings.Join(cfg.cluster, ","), len(su.pids)
+	}
+	r := su.t
 	defer func() {
 		// Clean up even after an interrupt, on a context of its own.
 		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -210,7 +309,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		log.Printf("removed %d keys under %s:", n, prefix)
 	}()
 
-	ents, err := openAll(ctx, r, cfg, prefix)
+	ents, err := openAll(ctx, su.ents, cfg, prefix)
 	defer func() {
 		for _, e := range ents {
 			closeEntrant(e)
@@ -220,12 +319,12 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	for _, e := range ents {
-		rep.Contenders = append(rep.Contenders, ContenderInfo{
-			Name: e.Name, Mint: e.Contender.Mint, Lookup: e.Contender.Lookup,
-			Config: e.Config, Cached: e.Cached,
-		})
+		rep.Contenders = append(rep.Contenders, e.ContenderInfo)
 	}
-	ours := []int{os.Getpid(), localRedisPID(redisPID)}
+	ours := []int{os.Getpid()}
+	for _, pid := range su.pids {
+		ours = append(ours, localRedisPID(pid))
+	}
 	before := sampleCPU(ours...)
 	cells, err := measureAll(ctx, r, cfg, ents)
 	if err != nil {
@@ -233,8 +332,11 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	rep.Cells = cells
 	rep.OtherCores = round3(othersCores(before, sampleCPU(ours...), rep.CPUs))
-	if cfg.rb != "" {
-		rb, err := redisBenchmark(ctx, r, cfg, prefix+":rb")
+	switch {
+	case cfg.rb != "" && rep.Mode == modeCluster:
+		log.Print("redis-benchmark left out: it is not run in Cluster mode")
+	case cfg.rb != "":
+		rb, err := redisBenchmark(ctx, r.(*bench.Redis), cfg, prefix+":rb")
 		if err != nil {
 			return fmt.Errorf("redis-benchmark: %w", err)
 		}
@@ -259,19 +361,20 @@ func rewrite(cfg config) error {
 	return rep.write(cfg.out, cfg.readmes)
 }
 
-func openAll(ctx context.Context, r *bench.Redis, cfg config, prefix string) ([]*entrant, error) {
+func openAll(ctx context.Context, all []*entrant, cfg config, prefix string) ([]*entrant, error) {
 	var ents []*entrant
-	for _, c := range bench.Contenders {
+	for _, e := range all {
+		c := e.ContenderInfo
 		if len(cfg.only) > 0 && !slices.Contains(cfg.only, c.Name) {
 			continue
 		}
-		e := &entrant{Contender: c, mintPrefix: prefix + ":" + c.Name + ":m"}
+		e.mintPrefix = prefix + ":" + c.Name + ":m"
 		ents = append(ents, e)
 		var err error
-		if e.mint, err = c.Open(ctx, r, e.mintPrefix); err != nil {
+		if e.mint, err = e.open(ctx, e.mintPrefix); err != nil {
 			return ents, fmt.Errorf("%s: %w", c.Name, err)
 		}
-		if e.lookup, err = c.Open(ctx, r, prefix+":"+c.Name+":l"); err != nil {
+		if e.lookup, err = e.open(ctx, prefix+":"+c.Name+":l"); err != nil {
 			return ents, fmt.Errorf("%s: %w", c.Name, err)
 		}
 		t0 := time.Now()
@@ -306,7 +409,7 @@ var ops = []string{opMint, opLookup}
 // contenders take turns at each (concurrency, operation), starting one
 // further along each round, so that no contender always runs first or
 // right after the same neighbour.
-func measureAll(ctx context.Context, r *bench.Redis, cfg config, ents []*entrant) ([]Cell, error) {
+func measureAll(ctx context.Context, r target, cfg config, ents []*entrant) ([]Cell, error) {
 	type key struct {
 		name, op string
 		c        int
@@ -351,7 +454,7 @@ type sample struct {
 
 // measureCell runs one round of one cell. ctx, which Ctrl-C cancels, is
 // what every call gets: a context that can be cancelled, as a request's can.
-func measureCell(ctx context.Context, r *bench.Redis, cfg config, e *entrant, op string, c int) (sample, error) {
+func measureCell(ctx context.Context, r target, cfg config, e *entrant, op string, c int) (sample, error) {
 	var o bench.Op
 	if op == opMint {
 		o = bench.MintOp(e.mint)

@@ -18,6 +18,11 @@ import (
 
 // Report is everything one run measured; results.json is its JSON.
 type Report struct {
+	// Mode is modeCluster for a run on Redis Cluster, and empty for one on
+	// a single Redis.
+	Mode string `json:"mode,omitempty"`
+	// Nodes is how many nodes the cluster had, masters and replicas.
+	Nodes        int       `json:"nodes,omitempty"`
 	Date         time.Time `json:"date"`
 	Command      string    `json:"command"`
 	Redis        string    `json:"redis"`
@@ -64,7 +69,7 @@ type Cell struct {
 	MeanLatencyUs   float64   `json:"mean_latency_us"`
 	AllocsPerOp     float64   `json:"allocs_per_op"`
 	ClientCPUUs     float64   `json:"client_cpu_us_per_op"` // this process, every thread
-	ServerCPUUs     float64   `json:"server_cpu_us_per_op"` // redis-server, from INFO cpu
+	ServerCPUUs     float64   `json:"server_cpu_us_per_op"` // redis-server, every node of a cluster, from INFO cpu
 	Rounds          []float64 `json:"rounds_ops_per_sec,omitempty"`
 }
 
@@ -101,6 +106,40 @@ const busyCores = 0.1
 // maxOverhead is the most of raw redigo's time sesh may take.
 const maxOverhead = 1.10
 
+// modeCluster is Report.Mode for a run on Redis Cluster.
+const modeCluster = "cluster"
+
+// The contender names the targets read, beside the baselines.
+const (
+	seshName    = "sesh"
+	noBatchName = "sesh-nobatch"
+	rueidisName = "rueidis"
+)
+
+// baseline is the contender every time ratio is against.
+func (r *Report) baseline() string {
+	if r.Mode == modeCluster {
+		return bench.ClusterBaseline
+	}
+	return bench.Baseline
+}
+
+// files are the names of the JSON, Markdown and chart files of r's mode.
+func (r *Report) files() (js, md, chart string) {
+	if r.Mode == modeCluster {
+		return "results-cluster.json", "RESULTS-cluster.md", "chart-cluster.png"
+	}
+	return "results.json", "RESULTS.md", "chart.png"
+}
+
+// markers are the lines around r's section of a README.
+func (r *Report) markers() (begin, end string) {
+	if r.Mode == modeCluster {
+		return clusterBeginMarker, clusterEndMarker
+	}
+	return beginMarker, endMarker
+}
+
 // cell returns the measured cell, or nil for one not measured.
 func (r *Report) cell(name, op string, c int) *Cell {
 	for i := range r.Cells {
@@ -127,7 +166,7 @@ func (r *Report) timeVsBaseline(x *Cell) float64 {
 	if x == nil {
 		return 0
 	}
-	b := r.cell(bench.Baseline, x.Op, x.C)
+	b := r.cell(r.baseline(), x.Op, x.C)
 	if b == nil {
 		return 0
 	}
@@ -136,6 +175,9 @@ func (r *Report) timeVsBaseline(x *Cell) float64 {
 
 // evaluate judges the issue's targets on r's figures.
 func evaluate(r *Report) []Target {
+	if r.Mode == modeCluster {
+		return evaluateCluster(r)
+	}
 	var ts []Target
 
 	// Cached lookups against uncached ones, at c=64.
@@ -204,15 +246,102 @@ func evaluate(r *Report) []Target {
 			x := s.OpsPerSec / ru.OpsPerSec
 			return x, x > 1
 		}))
+
+	// Auto-pipelining (issue 13).
+	ts = append(ts, beatRueidis(r, []int{16, 64, 256})...)
+	for _, op := range ops {
+		ts = append(ts, atC(r, fmt.Sprintf("sesh's %s has at least 2× raw redigo's throughput at c=256 (throughput ratio)", opNames[op]),
+			[]int{256}, func(c int) (float64, bool) {
+				x := r.timeVsBaseline(r.cell(seshName, op, c))
+				if x == 0 {
+					return 0, false
+				}
+				return 1 / x, 1/x >= 2
+			}))
+	}
+	return append(ts, aloneCost(r)...)
+}
+
+// opNames are sesh's names for the operations.
+var opNames = map[string]string{opMint: "Set", opLookup: "Get"}
+
+// evaluateCluster judges the issue's Cluster targets on r's figures.
+func evaluateCluster(r *Report) []Target {
+	ts := beatRueidis(r, []int{64, 256})
+	ts = append(ts, aloneCost(r)...)
+	for _, op := range ops {
+		t := acrossC(r, fmt.Sprintf("For reference, not a target: sesh %s against raw redisc (time ratio)", opNames[op]),
+			func(c int) (float64, bool) {
+				x := r.timeVsBaseline(r.cell(seshName, op, c))
+				return x, true
+			})
+		if t.Verdict != unmeasured {
+			t.Verdict = reference
+		}
+		ts = append(ts, t)
+	}
 	return ts
+}
+
+// beatRueidis is the targets of sesh's uncached throughput against
+// rueidis's at each of cs.
+func beatRueidis(r *Report, cs []int) []Target {
+	var ts []Target
+	for _, op := range ops {
+		ts = append(ts, atC(r, fmt.Sprintf("sesh's %s has at least rueidis's throughput at %s (throughput ratio)", opNames[op], listC(cs)),
+			cs, func(c int) (float64, bool) {
+				s, ru := r.cell(seshName, op, c), r.cell(rueidisName, op, c)
+				if s == nil || ru == nil {
+					return 0, false
+				}
+				x := s.OpsPerSec / ru.OpsPerSec
+				return x, x >= 1
+			}))
+	}
+	return ts
+}
+
+// aloneCost is the targets of batching's cost at c=1: sesh's time per
+// operation against sesh's with batching off.
+func aloneCost(r *Report) []Target {
+	var ts []Target
+	for _, op := range ops {
+		ts = append(ts, atC(r, fmt.Sprintf("At c=1, sesh's %s takes at most %.2f× the time of sesh with batching off (time ratio)", opNames[op], maxOverhead),
+			[]int{1}, func(c int) (float64, bool) {
+				s, nb := r.cell(seshName, op, c), r.cell(noBatchName, op, c)
+				if s == nil || nb == nil {
+					return 0, false
+				}
+				x := nb.OpsPerSec / s.OpsPerSec
+				return x, x <= maxOverhead
+			}))
+	}
+	return ts
+}
+
+// listC names concurrencies: "c=16, 64 and 256".
+func listC(cs []int) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = strconv.Itoa(c)
+	}
+	if len(s) == 1 {
+		return "c=" + s[0]
+	}
+	return "c=" + strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // acrossC judges a target at every concurrency; f returns the figure and
 // whether it passes, or 0 when it could not be measured.
 func acrossC(r *Report, goal string, f func(c int) (float64, bool)) Target {
+	return atC(r, goal, r.Concurrencies, f)
+}
+
+// atC judges a target at each of cs, as acrossC does.
+func atC(r *Report, goal string, cs []int, f func(c int) (float64, bool)) Target {
 	t := Target{Goal: goal, Verdict: met}
 	var figs []string
-	for _, c := range r.Concurrencies {
+	for _, c := range cs {
 		x, ok := f(c)
 		if x == 0 {
 			return Target{Goal: goal, Verdict: unmeasured}
@@ -244,9 +373,10 @@ func (r *Report) write(dir string, readmes []string) error {
 	if err != nil {
 		return err
 	}
+	jsName, mdName, chartName := r.files()
 	files := map[string][]byte{
-		"results.json": append(js, '\n'),
-		"RESULTS.md":   []byte(r.markdown()),
+		jsName: append(js, '\n'),
+		mdName: []byte(r.markdown()),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
@@ -257,12 +387,13 @@ func (r *Report) write(dir string, readmes []string) error {
 	if err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "chart.png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, chartName), png, 0o644); err != nil {
 		return err
 	}
-	log.Printf("wrote results.json, RESULTS.md and chart.png in %s", dir)
+	log.Printf("wrote %s, %s and %s in %s", jsName, mdName, chartName, dir)
+	begin, end := r.markers()
 	for _, path := range readmes {
-		switch err := splice(path, r.summary()); {
+		switch err := splice(path, begin, end, r.summary()); {
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNoMarkers):
 			log.Printf("%s: no results section to rewrite (%v)", path, err)
 		case err != nil:
@@ -274,35 +405,40 @@ func (r *Report) write(dir string, readmes []string) error {
 	return nil
 }
 
-// The markers around a README's results section.
+// The markers around a README's results section, and around its Cluster
+// results section.
 const (
-	beginMarker = "<!-- compare:begin (generated by go run ./cmd/compare; do not edit) -->"
-	endMarker   = "<!-- compare:end -->"
+	beginMarker        = "<!-- compare:begin (generated by go run ./cmd/compare; do not edit) -->"
+	endMarker          = "<!-- compare:end -->"
+	clusterBeginMarker = "<!-- compare-cluster:begin (generated by go run ./cmd/compare -cluster; do not edit) -->"
+	clusterEndMarker   = "<!-- compare-cluster:end -->"
 )
 
-var errNoMarkers = errors.New("no " + beginMarker + " ... " + endMarker + " section")
+// errNoMarkers is returned by splice for a file without the markers.
+var errNoMarkers = errors.New("no results section between the compare markers")
 
-// splice replaces what lies between the markers in the file at path.
-func splice(path, body string) error {
+// splice replaces what lies between the markers begin and end in the file
+// at path.
+func splice(path, begin, end, body string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	out, err := spliceBytes(b, body)
+	out, err := spliceBytes(b, begin, end, body)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, out, 0o644)
 }
 
-func spliceBytes(b []byte, body string) ([]byte, error) {
-	i := bytes.Index(b, []byte(beginMarker))
-	j := bytes.Index(b, []byte(endMarker))
+func spliceBytes(b []byte, begin, end, body string) ([]byte, error) {
+	i := bytes.Index(b, []byte(begin))
+	j := bytes.Index(b, []byte(end))
 	if i < 0 || j < i {
-		return nil, errNoMarkers
+		return nil, fmt.Errorf("%w (%s ... %s)", errNoMarkers, begin, end)
 	}
 	var out bytes.Buffer
-	out.Write(b[:i+len(beginMarker)])
+	out.Write(b[:i+len(begin)])
 	out.WriteString("\n" + body + "\n")
 	out.Write(b[j:])
 	return out.Bytes(), nil
@@ -325,7 +461,7 @@ func (r *Report) summary() string {
 			opMint:   "Mint (a new token with a 1h expiry)",
 			opLookup: "Lookup (resolve a live token)",
 		}[op]
-		fmt.Fprintf(&b, "\n**%s**: ops/s, and in brackets the time per operation as a multiple of raw redigo's (lower is faster).\n\n", title)
+		fmt.Fprintf(&b, "\n**%s**: ops/s, and in brackets the time per operation as a multiple of raw %s's (lower is faster).\n\n", title, r.baseline())
 		b.WriteString("| contender |")
 		for _, c := range r.Concurrencies {
 			fmt.Fprintf(&b, " c=%d |", c)
@@ -360,9 +496,13 @@ func (r *Report) summary() string {
 
 // setting says where and how the run was made, in one sentence.
 func (r *Report) setting() string {
-	s := fmt.Sprintf("Redis %s at %s, %s %s with %d CPUs shared by the client and Redis; "+
+	where := fmt.Sprintf("Redis %s at %s", r.RedisVersion, r.Redis)
+	if r.Mode == modeCluster {
+		where = fmt.Sprintf("Redis Cluster %s of %d nodes on this machine, seeded by %s", r.RedisVersion, r.Nodes, r.Redis)
+	}
+	s := fmt.Sprintf("%s, %s %s with %d CPUs shared by the client and Redis; "+
 		"each figure is the %s, each after %s of warm-up; lookups draw from %s live tokens per contender",
-		r.RedisVersion, r.Redis, r.GoVersion, r.Platform, r.CPUs,
+		where, r.GoVersion, r.Platform, r.CPUs,
 		r.figureIs(), r.Warmup, fmtInt(r.WorkingSet))
 	switch o := r.OtherCores; {
 	case o > busyCores:
@@ -384,13 +524,24 @@ func (r *Report) figureIs() string {
 // markdown is RESULTS.md.
 func (r *Report) markdown() string {
 	var b strings.Builder
-	b.WriteString("# sesh and its peers: results\n\n")
-	fmt.Fprintf(&b, "Generated by `cd bench && %s` in %s. The same run wrote results.json and chart.png; README.md says what is measured and how.\n\n", r.Command, r.Elapsed)
-	b.WriteString("![ops/s of mint and lookup per contender and concurrency](chart.png)\n\n")
+	jsName, _, chartName := r.files()
+	server, serverCPU := "redis-server", "redis-server's"
+	if r.Mode == modeCluster {
+		b.WriteString("# sesh and its peers on Redis Cluster: results\n\n")
+		server = fmt.Sprintf("all %d redis-server nodes together", r.Nodes)
+		serverCPU = fmt.Sprintf("the sum over all %d redis-server nodes", r.Nodes)
+	} else {
+		b.WriteString("# sesh and its peers: results\n\n")
+	}
+	fmt.Fprintf(&b, "Generated by `cd bench && %s` in %s. The same run wrote %s and %s; README.md says what is measured and how.\n\n", r.Command, r.Elapsed, jsName, chartName)
+	fmt.Fprintf(&b, "![ops/s of mint and lookup per contender and concurrency](%s)\n\n", chartName)
+	if r.Mode != modeCluster {
+		b.WriteString("The same contenders on Redis Cluster, from `go run ./cmd/compare -cluster ...`, are in [RESULTS-cluster.md](RESULTS-cluster.md).\n\n")
+	}
 	b.WriteString(r.summary())
 
 	b.WriteString("\n## CPU per operation\n\n")
-	b.WriteString("Microseconds of CPU per operation, client process / redis-server, the median over the rounds. " +
+	b.WriteString("Microseconds of CPU per operation, client process / " + server + ", the median over the rounds. " +
 		"Unlike throughput, these hardly move with the machine's other load; on 2 shared cores their sum is what bounds throughput.\n")
 	for _, op := range ops {
 		fmt.Fprintf(&b, "\n| %s: client / server |", op)
@@ -414,8 +565,8 @@ func (r *Report) markdown() string {
 	b.WriteString("\n## Every cell\n\n")
 	b.WriteString("ns/op is wall time per operation across all goroutines (1/throughput), as `go test` reports for RunParallel; " +
 		"mean latency is concurrency × ns/op. Allocations and client CPU count the whole process, the client library's background goroutines included; " +
-		"server CPU is redis-server's, from INFO cpu. The rounds column lists every round's ops/s, slowest first, to show the noise.\n\n")
-	b.WriteString("| contender | op | c | ops/s | ns/op | mean latency | allocs/op | client CPU/op | server CPU/op | time vs redigo | median ops/s | rounds (ops/s) |\n")
+		"server CPU is " + serverCPU + ", from INFO cpu. The rounds column lists every round's ops/s, slowest first, to show the noise.\n\n")
+	fmt.Fprintf(&b, "| contender | op | c | ops/s | ns/op | mean latency | allocs/op | client CPU/op | server CPU/op | time vs %s | median ops/s | rounds (ops/s) |\n", r.baseline())
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, op := range ops {
 		for _, ci := range r.Contenders {
@@ -442,9 +593,12 @@ func (r *Report) markdown() string {
 	}
 
 	b.WriteString("\n## redis-benchmark\n\n")
-	if len(r.RedisBenchmark) == 0 {
+	switch {
+	case r.Mode == modeCluster:
+		b.WriteString("Not run: compare runs redis-benchmark on a single Redis only.\n")
+	case len(r.RedisBenchmark) == 0:
 		b.WriteString("Not run: redis-benchmark was not found or could not reach the server.\n")
-	} else {
+	default:
 		b.WriteString("The same commands from redis-benchmark (C, one event loop, no client library), as the server's own limit on this machine. " +
 			"Its GET draws from its own working set of the same size; its SET uses fresh random keys.\n\n")
 		b.WriteString("| op | c | ops/s | avg latency | p50 | p99 | command |\n|---|--:|--:|--:|--:|--:|---|\n")
