@@ -9,6 +9,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/testknob"
 	"github.com/seshkit/sesh/internal/topology"
 	"github.com/seshkit/sesh/seshcluster"
 )
@@ -40,7 +41,7 @@ func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 	topology.Cluster.Healthy(t)
 	pool := seshcluster.New(cluster)
 	p := prefix()
-	s, err := sesh.New(pool, sesh.Options{Prefix: p, TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
+	s, err := newShared(pool, sesh.Options{Prefix: p, TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 	topology.Cluster.Healthy(t)
 	pool := seshcluster.New(cluster)
 	p := prefix()
-	s, err := sesh.New(pool, sesh.Options{Prefix: p, TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
+	s, err := newShared(pool, sesh.Options{Prefix: p, TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,4 +143,14 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 	if n, err := s.Count(ctx, "bob"); n != 0 || err != nil {
 		t.Errorf("Count(bob) = %d, %v; want 0", n, err)
 	}
+}
+
+// newShared is sesh.New with a Store that gives shared connections
+// (auto-pipelining) even to an operation alone in flight, so that the
+// failover meets the lanes: Get shares them; Set and Die, which wait for a
+// replica, never do.
+func newShared(p sesh.Pool, o sesh.Options) (*sesh.Store, error) {
+	testknob.ShareAlways.Store(true)
+	defer testknob.ShareAlways.Store(false)
+	return sesh.New(p, o)
 }

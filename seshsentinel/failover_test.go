@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/testknob"
 	"github.com/seshkit/sesh/internal/topology"
 )
 
@@ -29,7 +30,7 @@ func acknowledge(t *testing.T, pool *redis.Pool) {
 func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 	pool := newPool(t)
 	topology.Sentinel.Healthy(t)
-	s, err := sesh.New(pool, sesh.Options{Prefix: prefix(), TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
+	s, err := newShared(pool, sesh.Options{Prefix: prefix(), TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestFailoverKeepsAcknowledgedTokens(t *testing.T) {
 func TestFailoverKeepsRevocations(t *testing.T) {
 	pool := newPool(t)
 	topology.Sentinel.Healthy(t)
-	s, err := sesh.New(pool, sesh.Options{Prefix: prefix(), TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
+	s, err := newShared(pool, sesh.Options{Prefix: prefix(), TTL: 10 * time.Minute, TrackUsers: true, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,4 +120,14 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 	if n, err := s.Count(ctx, "bob"); n != 0 || err != nil {
 		t.Errorf("Count(bob) = %d, %v; want 0", n, err)
 	}
+}
+
+// newShared is sesh.New with a Store that gives shared connections
+// (auto-pipelining) even to an operation alone in flight, so that the
+// failover meets the lanes: Get shares them; Set and Die, which wait for a
+// replica, never do.
+func newShared(p sesh.Pool, o sesh.Options) (*sesh.Store, error) {
+	testknob.ShareAlways.Store(true)
+	defer testknob.ShareAlways.Store(false)
+	return sesh.New(p, o)
 }
