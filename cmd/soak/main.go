@@ -49,6 +49,7 @@ type report struct {
 	Seed             uint64
 	Duration         time.Duration
 	Concurrency      int
+	Pipelines        int // Options.Pipelines: 0 the default, -1 off
 	Calls            map[string]int // by op
 	Errors           map[string]int // by op/kind
 	P50, P99, Max    time.Duration
@@ -75,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	faultList := fs.String("faults", "all", "comma-separated faults, all, or none")
 	every := fs.Duration("every", 2*time.Second, "a fault starts this often")
 	timeout := fs.Duration("timeout", time.Second, "each call's context timeout")
+	pipelines := fs.Int("pipelines", 0, "Options.Pipelines: shared connections per server (0: the default, -1: auto-pipelining off)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	list := fs.Bool("list", false, "list the faults and exit")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "soak: unknown config %q\n", *cfgName)
 		return 2
 	}
+	cfg.opts.Pipelines = *pipelines
 	chosen, err := chooseFaults(*faultList, *topo)
 	if err != nil {
 		fmt.Fprintln(stderr, "soak:", err)
@@ -136,7 +139,7 @@ func chooseFaults(spec, topo string) ([]fault, error) {
 
 func soak(topo, cfgName string, cfg config, chosen []fault, d time.Duration, c, nusers int, seed uint64,
 	every, timeout time.Duration) (*report, error) {
-	r := &report{Topology: topo, Config: cfgName, Seed: seed, Duration: d, Concurrency: c}
+	r := &report{Topology: topo, Config: cfgName, Seed: seed, Duration: d, Concurrency: c, Pipelines: cfg.opts.Pipelines}
 	if topo == "cluster" && cfg.cache {
 		return nil, fmt.Errorf("the cache does not run on Redis Cluster (issue 14)")
 	}
@@ -236,7 +239,14 @@ func print(w io.Writer, r *report) {
 	for _, n := range r.Calls {
 		total += n
 	}
-	fmt.Fprintf(w, "soak: %s, config %s, %v, %d workers, seed %d\n", r.Topology, r.Config, r.Duration, r.Concurrency, r.Seed)
+	batching := "auto-pipelining on"
+	switch {
+	case r.Pipelines == sesh.NoPipelining:
+		batching = "auto-pipelining off"
+	case r.Pipelines > 0:
+		batching = fmt.Sprintf("auto-pipelining on %d connections per server", r.Pipelines)
+	}
+	fmt.Fprintf(w, "soak: %s, config %s, %s, %v, %d workers, seed %d\n", r.Topology, r.Config, batching, r.Duration, r.Concurrency, r.Seed)
 	fmt.Fprintf(w, "calls: %d (%.0f/s); latency p50 %v, p99 %v, max %v\n", total, float64(total)/r.Duration.Seconds(),
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Millisecond))
 	fmt.Fprintf(w, "by op: %s\n", kv(r.Calls))
