@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -321,6 +322,10 @@ func BenchmarkStore(b *testing.B) {
 			}{
 				{"c=1", serial},
 				{"parallel", parallelBench},
+				{"c=64", func(b *testing.B, op func(*testing.B) func()) {
+					b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+					parallelBench(b, op)
+				}},
 			} {
 				b.Run(mode.name, func(b *testing.B) { benchOps(b, be.pool, mode.run) })
 			}
@@ -360,6 +365,10 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+	nb, err := sesh.New(pool, sesh.Options{Prefix: "seshbench", TTL: time.Hour, Pipelines: sesh.NoPipelining})
+	if err != nil {
+		b.Fatal(err)
 	}
 	var n atomic.Int64
 	rawKey := func() string { return fmt.Sprintf("seshbench:raw-%044d", n.Add(1)) }
@@ -403,6 +412,9 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 		{"Set/sesh", func(*testing.B) func() {
 			return func() { _, err := s.Set(ctx, user); must(err) }
 		}},
+		{"Set/sesh-nobatch", func(*testing.B) func() {
+			return func() { _, err := nb.Set(ctx, user); must(err) }
+		}},
 		{"Set/redigo", func(*testing.B) func() {
 			return func() { raw("SET", rawKey(), user, "NX", "PX", 3600000) }
 		}},
@@ -411,6 +423,9 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 		}},
 		{"Get/sesh", func(*testing.B) func() {
 			return func() { _, err := s.Get(ctx, token); must(err) }
+		}},
+		{"Get/sesh-nobatch", func(*testing.B) func() {
+			return func() { _, err := nb.Get(ctx, token); must(err) }
 		}},
 		{"Get/crypt", func(*testing.B) func() {
 			return func() { _, err := c.Get(ctx, ctoken); must(err) }

@@ -49,7 +49,7 @@ type report struct {
 	Seed             uint64
 	Duration         time.Duration
 	Concurrency      int
-	Pipelines        int // Options.Pipelines: 0 the default, -1 off
+	Pipelines        int            // Options.Pipelines: 0 the default, -1 off
 	Calls            map[string]int // by op
 	Errors           map[string]int // by op/kind
 	P50, P99, Max    time.Duration
