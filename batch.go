@@ -3,6 +3,7 @@ package sesh
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -340,6 +341,16 @@ func (l *lane) write() {
 		batch, l.queue = l.queue, batch[:0]
 		closing := l.closing
 		l.mu.Unlock()
+		if len(batch) > 0 && !closing {
+			// Let the callers that are runnable queue their calls too:
+			// one write for many is what the lane is for.
+			runtime.Gosched()
+			l.mu.Lock()
+			batch = append(batch, l.queue...)
+			clear(l.queue)
+			l.queue = l.queue[:0]
+			l.mu.Unlock()
+		}
 		if len(batch) == 0 {
 			if closing {
 				return

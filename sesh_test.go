@@ -446,7 +446,13 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 			return func() { raw("DEL", rawKey()) }
 		}},
 	} {
-		b.Run(tc.name, func(b *testing.B) { run(b, tc.op) })
+		b.Run(tc.name, func(b *testing.B) {
+			w0, c0, _ := sesh.Batched(s)
+			run(b, tc.op)
+			if w, c, _ := sesh.Batched(s); w > w0 {
+				b.ReportMetric(float64(c-c0)/float64(w-w0), "calls/write")
+			}
+		})
 	}
 }
 
