@@ -223,18 +223,27 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 	if len(cl.cmds) == 0 {
 		return nil, nil
 	}
-	err := errUnsent
-	if l := c.b.lane(cl); l != nil {
-		err = l.submit(cl)
-	}
-	if err == nil {
-		select {
-		case <-cl.done:
-			err = cl.err
-		case <-c.ctx.Done():
-			c.cl = nil // the lane's reader still holds it
-			return nil, c.ctx.Err()
+	var err error
+	for try := 0; ; try++ {
+		err = errUnsent
+		if l := c.b.lane(cl); l != nil {
+			err = l.submit(cl)
 		}
+		if err == nil {
+			select {
+			case <-cl.done:
+				err = cl.err
+			case <-c.ctx.Done():
+				c.cl = nil // the lane's reader still holds it
+				return nil, c.ctx.Err()
+			}
+		}
+		if err != nil || c.b.route == nil || try == maxMoved || !c.moved(cl) {
+			break
+		}
+		// Nothing ran, and the router has learnt the owner: try there.
+		clear(cl.replies)
+		cl.replies = cl.replies[:0]
 	}
 	if err == errUnsent || err != nil && reads(cl.cmds) {
 		return c.detach(cmd, args)
@@ -271,6 +280,34 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 	return v, err
 }
 
+// maxMoved bounds how often one call goes to another master's lane after
+// MOVED replies; then redirected sends it through the Pool's connection.
+const maxMoved = 2
+
+// moved reports whether every reply to cl is MOVED, so that none of its
+// commands ran, and tells the router where the slot is.
+func (c *conn) moved(cl *call) bool {
+	for _, r := range cl.replies {
+		e, ok := r.(redis.Error)
+		if !ok || !strings.HasPrefix(string(e), "MOVED ") {
+			return false
+		}
+	}
+	c.learn(string(cl.replies[0].(redis.Error)))
+	return true
+}
+
+// learn tells the router the owner that a MOVED reply names.
+func (c *conn) learn(moved string) {
+	f := strings.Fields(moved)
+	if len(f) != 3 {
+		return
+	}
+	if n, err := strconv.Atoi(f[1]); err == nil {
+		c.b.route.Moved(n, f[2])
+	}
+}
+
 // redirected runs again, on a connection of the operation's own, each
 // command of cl that a cluster node refused without running it: MOVED and
 // ASK, whose redirects the Pool's connection follows, TRYAGAIN and
@@ -283,13 +320,10 @@ func (c *conn) redirected(cl *call) error {
 		if !ok {
 			continue
 		}
-		code, rest, _ := strings.Cut(string(e), " ")
+		code, _, _ := strings.Cut(string(e), " ")
 		switch code {
 		case "MOVED":
-			slot, addr, _ := strings.Cut(rest, " ")
-			if n, err := strconv.Atoi(slot); err == nil && addr != "" {
-				c.b.route.Moved(n, addr)
-			}
+			c.learn(string(e))
 		case "ASK", "TRYAGAIN", "CLUSTERDOWN":
 		default:
 			continue

@@ -17,12 +17,17 @@ import (
 // connections per master. To pick the master, it asks the Pool for a key's
 // hash slot (redisc's Slot) and for the slot's owner. The owners are learnt
 // from Redis itself, as a cluster client is meant to: from the MOVED reply
-// that a guess earns. A guess is a master named by a MOVED reply before, or
-// else one of the cluster's StartupNodes. The Store runs a redirected
+// that a guess earns. A guess is the owner of the nearest slot below with a
+// known one (masters own ranges of slots), or else a master named by a
+// MOVED reply before, or one of the cluster's StartupNodes. The Store runs a redirected
 // command again through this package's connections, which follow the
 // redirect with redisc, so a wrong or stale owner costs a round trip, never
 // a wrong answer. A node that cannot be dialled loses its slots and stops
 // being guessed.
+
+// guessReach is how many slots below an unknown one Owner looks at for a
+// known owner.
+const guessReach = 256
 
 // routes is what the pool knows of the slots' owners.
 type routes struct {
@@ -43,6 +48,13 @@ func (p *pool) Owner(slot int) string {
 	}
 	if a := p.routes.owners[slot].Load(); a != nil {
 		return *a
+	}
+	// Masters own ranges of slots: the nearest slot below with a known
+	// owner is the best guess.
+	for i := 1; i <= guessReach && i <= slot; i++ {
+		if a := p.routes.owners[slot-i].Load(); a != nil {
+			return *a
+		}
 	}
 	g := p.guesses()
 	if len(g) == 0 {
@@ -66,8 +78,8 @@ func (p *pool) Moved(slot int, addr string) {
 	if slot < 0 || slot >= redisc.HashSlots || addr == "" {
 		return
 	}
-	if old := p.routes.owners[slot].Swap(&addr); old == nil || *old != addr {
-		p.refresh()
+	if old := p.routes.owners[slot].Swap(&addr); old != nil && *old != addr {
+		p.refresh() // the slot moved: redisc's map is stale too
 	}
 	p.routes.mu.Lock()
 	defer p.routes.mu.Unlock()
