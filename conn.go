@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -25,6 +26,7 @@ type conn struct {
 	cc   redis.ConnWithContext // nil when c has no DoContext
 	busy chan struct{}         // closed when an abandoned Do returns
 	err  error                 // first error of send, returned by the next do
+	trip *atomic.Int32         // counts the operation's round trips, for a Hook; nil without one
 }
 
 func (s *Store) conn(ctx context.Context) (conn, error) {
@@ -36,7 +38,7 @@ func (s *Store) conn(ctx context.Context) (conn, error) {
 		return conn{}, err
 	}
 	cc, _ := c.(redis.ConnWithContext)
-	return conn{ctx: ctx, c: c, cc: cc}, nil
+	return conn{ctx: ctx, c: c, cc: cc, trip: s.trips(ctx)}, nil
 }
 
 // do runs one command. With cmd "" it flushes what was sent and returns
@@ -50,6 +52,9 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	if err := c.err; err != nil {
 		c.err = nil
 		return nil, err
+	}
+	if c.trip != nil {
+		c.trip.Add(1)
 	}
 	done := c.ctx.Done()
 	if done == nil {
