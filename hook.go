@@ -48,27 +48,43 @@ func hooked[T any](s *Store, ctx context.Context, o op, f func(context.Context) 
 	if hctx == nil {
 		hctx = ctx
 	}
-	t := new(atomic.Int32)
-	v, err := f(context.WithValue(hctx, tripsKey{}, t))
+	t := &tripsCtx{Context: hctx}
+	v, err := f(t)
 	s.stats.done(o, s.cache != nil, err)
 	if end != nil {
-		n := int(t.Load())
+		n := int(t.n.Load())
 		end(Result{Cached: o == opGet && s.cache != nil && err == nil && n == 0, RoundTrips: n, Err: err})
 	}
 	return v, err
 }
 
-// tripsKey is the context key of an operation's round-trip counter, which
-// its connections count into (conn.do). It is set only with a Hook.
+// tripsCtx is the context of an operation run with a Hook: it carries the
+// count of the operation's round trips, which its connections add to
+// (conn.do). It is context.WithValue and the counter in one allocation.
+type tripsCtx struct {
+	context.Context
+	n atomic.Int32
+}
+
+// tripsKey is the key under which a tripsCtx finds itself.
 type tripsKey struct{}
+
+func (c *tripsCtx) Value(key any) any {
+	if key == (tripsKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
 
 // trips returns the round-trip counter of the operation of ctx, or nil.
 func (s *Store) trips(ctx context.Context) *atomic.Int32 {
 	if s.hook == nil {
 		return nil
 	}
-	t, _ := ctx.Value(tripsKey{}).(*atomic.Int32)
-	return t
+	if t, ok := ctx.Value(tripsKey{}).(*tripsCtx); ok {
+		return &t.n
+	}
+	return nil
 }
 
 // The operations, as run calls them.

@@ -32,6 +32,15 @@
 // dropped within [Options].CacheMaxStale and bypassed until they resume. A
 // Store with a cache must be closed with [Store.Close].
 //
+// # Operating
+//
+// [Store.Stats] returns the Store's counters: operations and errors by
+// kind, and the cache's hits, misses and time bypassed. [Options].Hook
+// wraps each operation, to start a span or time it; the module
+// github.com/seshkit/sesh/seshotel builds OpenTelemetry spans and metrics
+// on both. [Options].Logger receives the rare events an operator must see.
+// None of them sees a token or a user ID.
+//
 // # Errors
 //
 // Get, Liv and Rotate return [ErrNotFound] for a token that is not live:

@@ -121,6 +121,7 @@ func TestStatsCache(t *testing.T) {
 	s := newCached(t, w, o)
 
 	tok := mustSet(t, other, "alice")
+	heard(t, s, 1) // or it could drop the entry after the hit
 	cached(t, s, w, tok, "alice")
 	st := s.Stats()
 	if st.Cache.Hits != 1 || st.Cache.Misses == 0 || st.Ops.Get != st.Cache.Hits+st.Cache.Misses {
@@ -140,14 +141,22 @@ func TestStatsCache(t *testing.T) {
 	}
 
 	// 16 entries in one shard: the 17th token filled evicts one.
-	for range 17 {
-		cached(t, s, w, mustSet(t, other, "bob"), "bob")
+	inv = s.Stats().Cache.Invalidations
+	toks := make([]string, 17)
+	for i := range toks {
+		toks[i] = mustSet(t, other, "bob")
+	}
+	heard(t, s, inv+17)
+	for _, tok := range toks {
+		cached(t, s, w, tok, "bob")
 	}
 	if st := s.Stats(); st.Cache.Evictions == 0 || st.Cache.Entries != 16 {
 		t.Fatalf("after 17 tokens in a cache of 16: %+v", st.Cache)
 	}
 
+	// Killed, and kept from coming back until the test says so.
 	id := tracker(t, w, 0)
+	w.refuse.Store(true)
 	if _, err := do(t, w, "CLIENT", "KILL", "ID", id); err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +165,12 @@ func TestStatsCache(t *testing.T) {
 			t.Fatal("the cache is not bypassed after its tracking connection was killed")
 		}
 	}
+	st = s.Stats()
+	time.Sleep(2 * time.Millisecond)
+	if later := s.Stats(); later.Cache.Entries != 0 || later.Cache.BypassedFor <= st.Cache.BypassedFor {
+		t.Fatalf("while bypassed: %+v, then %+v; want no entry and BypassedFor growing", st.Cache, later.Cache)
+	}
+	w.refuse.Store(false)
 	tracker(t, w, id)
 	cached(t, s, w, mustSet(t, other, "carol"), "carol")
 	st = s.Stats()
@@ -173,6 +188,16 @@ func TestStatsCache(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), tok) || strings.Contains(logs.String(), "alice") {
 		t.Error("the log names a token or a user")
+	}
+}
+
+// heard waits until s has heard of n invalidations since New.
+func heard(t *testing.T, s *sesh.Store, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().Cache.Invalidations < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d invalidations heard, want %d", s.Stats().Cache.Invalidations, n)
+		}
 	}
 }
 
