@@ -338,3 +338,32 @@ func TestHookCached(t *testing.T) {
 	}
 	t.Fatal("no Get was served from memory")
 }
+
+// TestLoggerLockWait checks that a Rotate held up by a DieAll of its user
+// logs it once, without naming the user or the token.
+func TestLoggerLockWait(t *testing.T) {
+	mr, p := miniPool(t)
+	var logs syncBuffer
+	s, err := sesh.New(p, sesh.Options{TrackUsers: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mustSet(t, s, "alice")
+	// A DieAll's lock on alice's index, as DieAll writes it, for a minute.
+	lockUntil := time.Now().Add(time.Minute).UnixMilli()
+	if _, err := mr.ZAdd("sesh:u:alice", float64(-lockUntil), "!0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Rotate(ctx, tok); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Rotate under a DieAll's lock = %v, want DeadlineExceeded", err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "waiting for a DieAll"); n != 1 {
+		t.Fatalf("the log says %d times that Rotate waits:\n%s", n, out)
+	}
+	if strings.Contains(out, "alice") || strings.Contains(out, tok) {
+		t.Fatalf("the log names the user or the token:\n%s", out)
+	}
+}
