@@ -133,6 +133,7 @@ type hook struct {
 	next     sesh.Hook
 	// The attributes of each operation, and of each with each error type,
 	// made once.
+	names [len(ops)]string // the spans' names
 	start [len(ops)]trace.SpanStartOption
 	attrs [len(ops)][len(errorTypes) - 1]metric.MeasurementOption
 }
@@ -145,6 +146,7 @@ func newHook(tracer trace.Tracer, meter metric.Meter, next sesh.Hook) (*hook, er
 	h := &hook{tracer: tracer, duration: d.Inst(), next: next}
 	for i, op := range ops {
 		base := []attribute.KeyValue{semconv.DBSystemNameRedis, semconv.DBOperationName(op)}
+		h.names[i] = "sesh." + op
 		h.start[i] = trace.WithAttributes(base...)
 		for j, et := range errorTypes[:len(errorTypes)-1] {
 			kv := base
@@ -179,7 +181,7 @@ func (h *hook) hook(ctx context.Context, op string) (context.Context, func(sesh.
 		return ctx, nil
 	}
 	start := time.Now()
-	ctx, span := h.tracer.Start(ctx, "sesh."+op, kindClient, h.start[i])
+	ctx, span := h.tracer.Start(ctx, h.names[i], kindClient, h.start[i])
 	var next func(sesh.Result)
 	if h.next != nil {
 		if nctx, n := h.next(ctx, op); nctx != nil {

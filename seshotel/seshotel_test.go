@@ -15,11 +15,13 @@ import (
 	"github.com/seshkit/sesh/seshotel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // telemetry is an instrumented Store's in-memory exporters.
@@ -294,5 +296,50 @@ func TestNewFails(t *testing.T) {
 	_, err := seshotel.New(miniPool(t), sesh.Options{TTL: -2}, newTelemetry(t).opts)
 	if err == nil || errors.Is(err, sesh.ErrNotFound) {
 		t.Fatalf("New with a bad TTL = %v", err)
+	}
+}
+
+// BenchmarkHook measures what seshotel adds to an operation, on a Get of a
+// malformed token, which does no I/O: without seshotel, with the no-op
+// providers of an unconfigured program, and with the SDK recording spans
+// and the histogram.
+func BenchmarkHook(b *testing.B) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer mr.Close()
+	p := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", mr.Addr()) }}
+	defer p.Close()
+	tp := sdktrace.NewTracerProvider()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer tp.Shutdown(context.Background())
+	defer mp.Shutdown(context.Background())
+	plain, err := sesh.New(p, sesh.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	noop, err := seshotel.New(p, sesh.Options{}, seshotel.Options{
+		TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sdk, err := seshotel.New(p, sesh.Options{}, seshotel.Options{TracerProvider: tp, MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		s    *sesh.Store
+	}{{"sesh", plain}, {"seshotel-noop", noop}, {"seshotel-sdk", sdk}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.s.Get(ctx, "malformed"); !errors.Is(err, sesh.ErrNotFound) {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
