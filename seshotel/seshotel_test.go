@@ -301,8 +301,8 @@ func TestNewFails(t *testing.T) {
 
 // BenchmarkHook measures what seshotel adds to an operation, on a Get of a
 // malformed token, which does no I/O: without seshotel, with the no-op
-// providers of an unconfigured program, and with the SDK recording spans
-// and the histogram.
+// providers of an unconfigured program, with the SDK recording every span
+// and the histogram, and with the SDK sampling 1% of the spans.
 func BenchmarkHook(b *testing.B) {
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
@@ -328,11 +328,17 @@ func BenchmarkHook(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	sampledTP := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))))
+	defer sampledTP.Shutdown(context.Background())
+	sampled, err := seshotel.New(p, sesh.Options{}, seshotel.Options{TracerProvider: sampledTP, MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	for _, bc := range []struct {
 		name string
 		s    *sesh.Store
-	}{{"sesh", plain}, {"seshotel-noop", noop}, {"seshotel-sdk", sdk}} {
+	}{{"sesh", plain}, {"seshotel-noop", noop}, {"seshotel-sdk", sdk}, {"seshotel-sdk-1%", sampled}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
