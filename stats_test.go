@@ -354,10 +354,22 @@ func TestLoggerLockWait(t *testing.T) {
 	if _, err := mr.ZAdd("sesh:u:alice", float64(-lockUntil), "!0123456789abcdef"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := s.Rotate(ctx, tok); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Rotate under a DieAll's lock = %v, want DeadlineExceeded", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Rotate(context.Background(), tok)
+		done <- err
+	}()
+	// Once Rotate says it waits, the DieAll ends, and Rotate goes on.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "waiting for a DieAll"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Rotate under a DieAll's lock logged nothing:\n%s", logs.String())
+		}
+	}
+	if _, err := mr.ZRem("sesh:u:alice", "!0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Rotate once the lock is gone: %v", err)
 	}
 	out := logs.String()
 	if n := strings.Count(out, "waiting for a DieAll"); n != 1 {
