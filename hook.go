@@ -9,14 +9,14 @@ import (
 // trace or measure it (see seshotel). It is called when an operation
 // begins, with the caller's context and the operation's name, as its errors
 // spell it: "set", "get", "liv", "die", "dieall", "count" or "rotate". The
-// operation runs with the context the Hook returns, so that a span started
-// there is the parent of whatever the Pool does; the function the Hook
-// returns, when not nil, is called once with the result when the operation
-// ends, on the same goroutine.
+// operation runs with the context the Hook returns (the caller's when it
+// returns nil), so that a span started there is the parent of whatever the
+// Pool does; the function the Hook returns, when not nil, is called once
+// with the result when the operation ends, on the same goroutine.
 //
-// A Hook never sees a token, nor the user ID of a Set, nor what a Get
-// resolves. It is called on every operation, cached Gets included, so it
-// should be quick.
+// A Hook is given only the operation's name and its Result: never a token,
+// and never a user ID, whether plain or under Crypt. It is called on every
+// operation, cached Gets included, so it should be quick.
 type Hook func(ctx context.Context, op string) (context.Context, func(Result))
 
 // Result is what a Hook learns of an operation that ended.
