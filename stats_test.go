@@ -379,3 +379,20 @@ func TestLoggerLockWait(t *testing.T) {
 		t.Fatalf("the log names the user or the token:\n%s", out)
 	}
 }
+
+// TestHookNil checks that a Hook may return no context and no function.
+func TestHookNil(t *testing.T) {
+	_, p := miniPool(t)
+	calls := 0
+	s, err := sesh.New(p, sesh.Options{Hook: func(context.Context, string) (context.Context, func(sesh.Result)) {
+		calls++
+		return nil, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mustSet(t, s, "alice")
+	if got, err := s.Get(context.Background(), tok); got != "alice" || err != nil || calls != 2 {
+		t.Fatalf("Get = %q, %v after %d calls of the Hook", got, err, calls)
+	}
+}
