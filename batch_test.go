@@ -129,7 +129,8 @@ func routingStress(t *testing.T, s *sesh.Store, kill func() bool) {
 	wg.Wait()
 	close(stop)
 	<-killed
-	writes, calls, _ := sesh.Batched(s)
+	st := s.Stats().Batches
+	writes, calls := st.Batches, st.Calls
 	t.Logf("%d right, %d errors, %d wrong; %d connections killed; %d calls in %d shared writes", ok.Load(), failed.Load(), wrong.Load(), kills, calls, writes)
 	if writes == 0 {
 		t.Error("no operation went through a shared connection")
@@ -234,7 +235,8 @@ func TestBatchContext(t *testing.T) {
 	if gets := stop(); gets == 0 {
 		t.Error("no Get succeeded")
 	}
-	writes, calls, _ := sesh.Batched(s)
+	st := s.Stats().Batches
+	writes, calls := st.Batches, st.Calls
 	if writes == 0 {
 		t.Error("no operation went through a shared connection")
 	}
@@ -368,7 +370,7 @@ func TestBatchClose(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if writes, _, _ := sesh.Batched(s); writes == 0 {
+	if s.Stats().Batches.Batches == 0 {
 		t.Fatal("no operation went through a shared connection")
 	}
 	if err := s.Close(); err != nil {

@@ -162,6 +162,7 @@ func (c *cache) bucket(key string) uint32 {
 // get is Get with the cache.
 func (c *cache) get(ctx context.Context, cd codec, token string) (string, error) {
 	if len(token) != tokenLen {
+		c.s.stats.uncachedGet(false)
 		return "", ErrNotFound
 	}
 	e := c.entries.lookup(token)
@@ -170,11 +171,14 @@ func (c *cache) get(ctx context.Context, cd codec, token string) (string, error)
 		return c.fill(ctx, cd, token, now)
 	}
 	if err := ctx.Err(); err != nil {
+		c.s.stats.uncachedGet(false)
 		return "", wrap("get", err)
 	}
 	if !c.slides || !c.due(e, now) || !e.refreshing.CompareAndSwap(false, true) {
+		c.entries.hit(token)
 		return e.userID, nil
 	}
+	c.s.stats.uncachedGet(true)
 	// Restart the TTL in Redis. That write invalidates the entry, and until
 	// its invalidation arrives the other Gets go on with the entry.
 	userID, err := c.s.fetch(ctx, cd, e.key)
@@ -198,6 +202,7 @@ func (c *cache) due(e *entry, now int64) bool {
 func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (string, error) {
 	const op = "get"
 	key, ok := c.s.tokenKey(token)
+	c.s.stats.uncachedGet(ok)
 	if !ok {
 		return "", ErrNotFound
 	}
@@ -280,11 +285,13 @@ func (c *cache) insert(e *entry, b, seq uint32) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.trust.epoch.Load() != e.epoch || c.seq[b].Load() != seq {
+			c.s.stats.droppedFills.Add(1)
 			return false
 		}
 		if victim != nil && c.keys[victim.key] == victim {
 			delete(c.keys, victim.key)
 		}
+		c.s.stats.evictions.Add(uint64(b2i(victim != nil)))
 		c.keys[e.key] = e
 		return true
 	})
@@ -318,6 +325,7 @@ func (c *cache) kill(key string) *entry {
 // entries.
 func (c *cache) reset(step uint64, live int64) {
 	c.mu.Lock()
+	c.s.stats.bypass.note(&c.trust, c.now())
 	c.trust.reset(step, live, c.now())
 	clear(c.keys)
 	c.mu.Unlock()
@@ -329,11 +337,14 @@ func (c *cache) reset(step uint64, live int64) {
 func (c *cache) up(start int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.s.stats.bypass.note(&c.trust, c.now())
+	c.logUp(c.trust.epoch.Load())
 	c.trust.up(start, c.maxStale)
 }
 
 func (c *cache) down() {
 	if c.trust.tracking() {
+		c.logDown()
 		c.reset(1, 0)
 	}
 }
@@ -341,6 +352,8 @@ func (c *cache) down() {
 func (c *cache) heard(sent int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.s.stats.bypass.note(&c.trust, c.now())
+	defer c.logHeard(c.trust.live.Load(), c.now())
 	c.trust.heard(sent, c.now(), c.maxStale)
 }
 
@@ -348,6 +361,7 @@ func (c *cache) flushed() { c.reset(2, c.trust.live.Load()) }
 
 func (c *cache) unheard(epoch uint64) {
 	if epoch&1 == 1 && c.trust.epoch.Load() == epoch {
+		c.logUnheard()
 		c.reset(2, 0)
 	}
 }
@@ -366,5 +380,6 @@ func (c *cache) invalidate(k []byte) {
 	if len(k) != n || string(k[:len(p)]) != p || k[len(p)] != '{' || k[n-1] != '}' {
 		return
 	}
+	c.s.stats.invalidations.Add(1)
 	c.forget(string(k))
 }

@@ -1180,8 +1180,8 @@ func cacheGoroutines() int {
 }
 
 // BenchmarkCachedGet compares, on SESH_REDIS_URL, a raw redigo GET, an
-// uncached Get and a cached Get of the same tokens, with 1, 16 and 64
-// goroutines.
+// uncached Get and a cached Get of the same tokens, and a cached Get with a
+// Hook that does nothing, with 1, 16 and 64 goroutines.
 func BenchmarkCachedGet(b *testing.B) {
 	url := realURL(b)
 	ctx := context.Background()
@@ -1201,6 +1201,12 @@ func BenchmarkCachedGet(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer withCache.Close()
+	o.Hook = func(ctx context.Context, op string) (context.Context, func(sesh.Result)) { return ctx, nil }
+	hooked, err := sesh.New(p, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hooked.Close()
 	toks := make([]string, 1024)
 	keys := make([]string, len(toks))
 	for i := range toks {
@@ -1208,6 +1214,8 @@ func BenchmarkCachedGet(b *testing.B) {
 		keys[i] = key(b, o.Prefix, toks[i])
 		withCache.Get(ctx, toks[i])
 		withCache.Get(ctx, toks[i])
+		hooked.Get(ctx, toks[i])
+		hooked.Get(ctx, toks[i])
 	}
 	defer func() {
 		for _, tok := range toks {
@@ -1226,6 +1234,7 @@ func BenchmarkCachedGet(b *testing.B) {
 		}},
 		{"uncached", func(i int) error { _, err := plain.Get(ctx, toks[i%len(toks)]); return err }},
 		{"cached", func(i int) error { _, err := withCache.Get(ctx, toks[i%len(toks)]); return err }},
+		{"cached+hook", func(i int) error { _, err := hooked.Get(ctx, toks[i%len(toks)]); return err }},
 	}
 	for _, conc := range []int{1, 16, 64} {
 		for _, tc := range cases {

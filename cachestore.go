@@ -17,6 +17,7 @@ type entries struct {
 // dense list, so that a full shard can evict one picked at random.
 type shard struct {
 	mu   sync.RWMutex
+	hits atomic.Uint64 // Gets answered from this shard; beside mu, which each of them writes already
 	m    map[string]*entry
 	list []*entry
 	max  int

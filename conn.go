@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -30,9 +31,10 @@ type conn struct {
 	busy chan struct{}         // closed when an abandoned Do returns
 	err  error                 // first error of send, returned by the next do
 
-	b      *batcher // non-nil when the operation is counted in b.busy
-	shared bool     // round trips go to lanes
-	cl     *call    // the lanes' round trip being built; nil once abandoned
+	b      *batcher      // non-nil when the operation is counted in b.busy
+	shared bool          // round trips go to lanes
+	cl     *call         // the lanes' round trip being built; nil once abandoned
+	trip   *atomic.Int32 // counts the operation's round trips, for a Hook; nil without one
 }
 
 // conn takes a connection for an operation, a lane when batching finds
@@ -48,7 +50,7 @@ func (s *Store) take(ctx context.Context, share bool) (conn, error) {
 	}
 	b := s.batch
 	if b != nil && (b.busy.Add(1) > 1 || b.always) && share {
-		return conn{ctx: ctx, b: b, shared: true, cl: b.getCall()}, nil
+		return conn{ctx: ctx, b: b, shared: true, cl: b.getCall(), trip: s.trips(ctx)}, nil
 	}
 	c, err := s.dedicated(ctx)
 	if err != nil {
@@ -72,7 +74,7 @@ func (s *Store) dedicated(ctx context.Context) (conn, error) {
 		return conn{}, err
 	}
 	cc, _ := c.(redis.ConnWithContext)
-	return conn{ctx: ctx, c: c, cc: cc}, nil
+	return conn{ctx: ctx, c: c, cc: cc, trip: s.trips(ctx)}, nil
 }
 
 // do runs one command. With cmd "" it flushes what was sent and returns
@@ -89,6 +91,9 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	if err := c.err; err != nil {
 		c.err = nil
 		return nil, err
+	}
+	if c.trip != nil {
+		c.trip.Add(1)
 	}
 	done := c.ctx.Done()
 	if done == nil {
@@ -228,6 +233,9 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 		err = errUnsent
 		if l := c.b.lane(cl); l != nil {
 			err = l.submit(cl)
+		}
+		if err == nil && c.trip != nil {
+			c.trip.Add(1)
 		}
 		if err == nil {
 			select {

@@ -136,40 +136,40 @@ func mac(key []byte, msg string) []byte {
 
 // Set issues a new token for userID, storing it sealed. See Store.Set.
 func (c *Crypt) Set(ctx context.Context, userID string) (string, error) {
-	return c.s.set(ctx, c, userID)
+	return c.s.runSet(ctx, c, userID)
 }
 
 // Get returns the user ID of a live token. See Store.Get. A stored value
 // that fails to open gets an error wrapping ErrDecrypt.
 func (c *Crypt) Get(ctx context.Context, token string) (string, error) {
-	return c.s.get(ctx, c, token)
+	return c.s.runGet(ctx, c, token)
 }
 
 // Liv restarts a live token's idle TTL. See Store.Liv. It touches no
 // ciphertext.
 func (c *Crypt) Liv(ctx context.Context, token string) error {
-	return c.s.liv(ctx, token)
+	return c.s.runLiv(ctx, token)
 }
 
 // Die ends a token. See Store.Die.
 func (c *Crypt) Die(ctx context.Context, token string) error {
-	return c.s.die(ctx, c, token)
+	return c.s.runDie(ctx, c, token)
 }
 
 // DieAll ends every live token of userID. See Store.DieAll.
 func (c *Crypt) DieAll(ctx context.Context, userID string) (int, error) {
-	return c.s.dieAll(ctx, c, userID)
+	return c.s.runDieAll(ctx, c, userID)
 }
 
 // Count returns how many live tokens userID has. See Store.Count.
 func (c *Crypt) Count(ctx context.Context, userID string) (int, error) {
-	return c.s.count(ctx, c, userID)
+	return c.s.runCount(ctx, c, userID)
 }
 
 // Rotate issues a new token for the user of token and ends token. See
 // Store.Rotate. The new value is sealed with keys[0].
 func (c *Crypt) Rotate(ctx context.Context, token string) (string, error) {
-	return c.s.rotate(ctx, c, token)
+	return c.s.runRotate(ctx, c, token)
 }
 
 // seal encrypts userID under keys[0] with a fresh random nonce. The

@@ -167,3 +167,51 @@ func ExampleNewCrypt_rotation() {
 	// during: alice
 	// after: true
 }
+
+// Counters an operator can poll, every second if need be.
+func ExampleStore_Stats() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{})
+	token, _ := s.Set(ctx, "alice")
+	s.Get(ctx, token)
+	s.Die(ctx, token)
+	s.Get(ctx, token)
+
+	st := s.Stats()
+	fmt.Printf("%+v\n", st.Ops)
+	fmt.Printf("%+v\n", st.Errors)
+	// Output:
+	// {Set:1 Get:2 Liv:0 Die:1 DieAll:0 Count:0 Rotate:0}
+	// {NotFound:1 Decrypt:0 NotReplicated:0 Context:0 Other:0}
+}
+
+// A Hook that times each operation; seshotel's starts a span and records a
+// histogram in the same place.
+func ExampleHook() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	hook := func(ctx context.Context, op string) (context.Context, func(sesh.Result)) {
+		start := time.Now()
+		return ctx, func(r sesh.Result) {
+			_ = time.Since(start) // record it
+			fmt.Printf("%s: %d round trip(s), cached %v, error %v\n", op, r.RoundTrips, r.Cached, r.Err)
+		}
+	}
+	s, _ := sesh.New(pool, sesh.Options{Hook: hook})
+	token, _ := s.Set(ctx, "alice")
+	s.Get(ctx, token)
+	s.Die(ctx, token)
+	s.Get(ctx, token)
+	s.Get(ctx, "malformed")
+	// Output:
+	// set: 1 round trip(s), cached false, error <nil>
+	// get: 1 round trip(s), cached false, error <nil>
+	// die: 1 round trip(s), cached false, error <nil>
+	// get: 1 round trip(s), cached false, error sesh: token not found
+	// get: 0 round trip(s), cached false, error sesh: token not found
+}

@@ -17,11 +17,3 @@ func ParseURL(rawurl string) (network, addr string, err error) {
 	return network, addr, err
 }
 
-// Batched exposes auto-pipelining's counters: writes of batches, calls
-// (round trips of operations) and commands written on shared connections.
-func Batched(s *Store) (writes, calls, cmds uint64) {
-	if s.batch == nil {
-		return 0, 0, 0
-	}
-	return s.batch.writes.Load(), s.batch.written.Load(), s.batch.cmds.Load()
-}

@@ -150,14 +150,14 @@ var errLocked = errors.New("a DieAll of this user is under way")
 // returns, whatever Set, Liv, Rotate and DieAll calls run meanwhile. It
 // needs Options.TrackUsers.
 func (s *Store) DieAll(ctx context.Context, userID string) (int, error) {
-	return s.dieAll(ctx, plain{}, userID)
+	return s.runDieAll(ctx, plain{}, userID)
 }
 
 // Count returns how many live tokens userID has. It needs
 // Options.TrackUsers. Entries of expired or ended tokens it meets are
 // removed from the index.
 func (s *Store) Count(ctx context.Context, userID string) (int, error) {
-	return s.count(ctx, plain{}, userID)
+	return s.runCount(ctx, plain{}, userID)
 }
 
 // Rotate issues a new token for the user of token and ends token. The new
@@ -169,7 +169,7 @@ func (s *Store) Count(ctx context.Context, userID string) (int, error) {
 // token: the rotation happened, but the old token's end may not survive a
 // failover.
 func (s *Store) Rotate(ctx context.Context, token string) (string, error) {
-	return s.rotate(ctx, plain{}, token)
+	return s.runRotate(ctx, plain{}, token)
 }
 
 // sendRegister queues register of member in idx, for a token that expires
@@ -511,6 +511,9 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 		}
 		if !errors.Is(err, errLocked) {
 			return err
+		}
+		if wait == time.Millisecond {
+			s.logLockWait()
 		}
 		if len(r.indexed) > 0 {
 			if err := s.undoRotate(ctx, c, r, false, nil); err != nil {

@@ -32,6 +32,15 @@
 // dropped within [Options].CacheMaxStale and bypassed until they resume. A
 // Store with a cache must be closed with [Store.Close].
 //
+// # Operating
+//
+// [Store.Stats] returns the Store's counters: operations and errors by
+// kind, and the cache's hits, misses and time bypassed. [Options].Hook
+// wraps each operation, to start a span or time it; the module
+// github.com/seshkit/sesh/seshotel builds OpenTelemetry spans and metrics
+// on both. [Options].Logger receives the rare events an operator must see.
+// None of them sees a token or a user ID.
+//
 // # Errors
 //
 // Get, Liv and Rotate return [ErrNotFound] for a token that is not live:
@@ -48,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode"
@@ -149,6 +159,17 @@ type Options struct {
 	// from Redis, should the invalidation connection stall or break without
 	// a word. When zero, 1 second. It may not be below 10ms.
 	CacheMaxStale time.Duration
+
+	// Hook is called around each operation, to trace or measure it; see
+	// Hook. When nil, operations are only counted (Store.Stats), which
+	// adds no allocation and no round trip.
+	Hook Hook
+
+	// Logger receives the rare events an operator must see: the cache's
+	// tracking lost and regained, the cache bypassed and restored, a
+	// Rotate waiting for a DieAll. It never receives one line per request,
+	// nor a token or a user ID. When nil, nothing is logged.
+	Logger *slog.Logger
 }
 
 // Store is a token store on Redis. It issues tokens for user IDs and
@@ -178,6 +199,9 @@ type Store struct {
 	waitMS   int64
 	cache    *cache   // nil without Options.CacheSize
 	batch    *batcher // nil with NoPipelining or a Pool whose connections cannot be shared
+	hook     Hook
+	log      *slog.Logger // never nil
+	stats    stats
 }
 
 // New returns a Store that keeps its tokens in the Redis behind p.
@@ -207,6 +231,8 @@ func New(p Pool, o Options) (*Store, error) {
 		rand:     o.Rand,
 		replicas: o.Replicas,
 		waitMS:   o.ReplicaTimeout.Milliseconds(),
+		hook:     o.Hook,
+		log:      o.logger(),
 	}
 	if o.TTL != Forever {
 		s.ttl = o.TTL.Milliseconds()
@@ -300,14 +326,14 @@ func (o Options) withDefaults() (Options, error) {
 // idle TTL, and at most MaxAge. userID must be 1 to 1024 bytes; it is stored
 // as it is.
 func (s *Store) Set(ctx context.Context, userID string) (string, error) {
-	return s.set(ctx, plain{}, userID)
+	return s.runSet(ctx, plain{}, userID)
 }
 
 // Get returns the user ID of a live token, or ErrNotFound. With Sliding it
 // also restarts the token's idle TTL, capped at MaxAge, in the same round
 // trip.
 func (s *Store) Get(ctx context.Context, token string) (string, error) {
-	return s.get(ctx, plain{}, token)
+	return s.runGet(ctx, plain{}, token)
 }
 
 // Liv restarts a live token's idle TTL, capped at its MaxAge, in one round
@@ -315,13 +341,13 @@ func (s *Store) Get(ctx context.Context, token string) (string, error) {
 // ended token back. With TTL Forever it only reports whether the token is
 // live.
 func (s *Store) Liv(ctx context.Context, token string) error {
-	return s.liv(ctx, token)
+	return s.runLiv(ctx, token)
 }
 
 // Die ends a token. It returns nil when the token was already gone, and
 // ErrNotFound only for a malformed token.
 func (s *Store) Die(ctx context.Context, token string) error {
-	return s.die(ctx, plain{}, token)
+	return s.runDie(ctx, plain{}, token)
 }
 
 // codec turns user IDs into stored values and back; Crypt supplies one
