@@ -66,6 +66,9 @@ type batcher struct {
 	// internal/testknob.
 	always bool
 	calls  sync.Pool // of *call
+	// moved, when set, hears of a slot that MOVED away from old, a master
+	// it was known to be served by: the cache drops what it learnt there.
+	moved func(old string)
 
 	writes  atomic.Uint64 // batches written
 	written atomic.Uint64 // calls written
@@ -86,8 +89,12 @@ type router interface {
 	// Owner returns the address of the master believed to serve slot, or
 	// "" when no master is known. A wrong guess costs a MOVED reply.
 	Owner(slot int) string
-	// Moved records that slot is served by addr, as a MOVED reply said.
-	Moved(slot int, addr string)
+	// Moved records that slot is served by addr, as a MOVED reply said,
+	// and returns the owner it knew before, or "".
+	Moved(slot int, addr string) (old string)
+	// Masters returns the addresses of the cluster's masters, as the
+	// cluster client knows them now.
+	Masters() ([]string, error)
 	// NodeContext returns a new connection to the node at addr, which
 	// follows no redirects and allows one writer and one reader at once.
 	NodeContext(ctx context.Context, addr string) (redis.Conn, error)
@@ -123,6 +130,7 @@ type command struct {
 // lane is one shared connection, its writer and its reader.
 type lane struct {
 	b    *batcher
+	addr string // its group's
 	c    redis.Conn
 	wake chan struct{} // the writer has calls or must retire
 	sent chan *call    // written, not yet answered, in order
@@ -194,7 +202,7 @@ func (b *batcher) slotOf(cmds []command) int {
 			keys = cm.args[2 : 2+n]
 		case "DEL", "EXISTS":
 			keys = cm.args
-		case "GET", "PTTL", "TTL", "SET", "GETDEL", "ZREM", "ZRANGEBYSCORE":
+		case "GET", "PTTL", "TTL", "SET", "GETDEL", "ZREM", "ZRANGEBYSCORE", "SPUBLISH":
 			keys = cm.args[:1]
 		default:
 			return -1
@@ -244,7 +252,7 @@ func (b *batcher) open(g *group, sl *slot) {
 			sl.shutTil.Store(time.Now().Add(laneRetry).UnixNano())
 			return
 		}
-		l := &lane{b: b, c: c, wake: make(chan struct{}, 1), sent: make(chan *call, laneDepth)}
+		l := &lane{b: b, addr: g.addr, c: c, wake: make(chan struct{}, 1), sent: make(chan *call, laneDepth)}
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()

@@ -60,23 +60,28 @@ const (
 
 var (
 	errNoClientTracking = errors.New("CacheSize needs CLIENT TRACKING, from Redis 6")
-	errCluster          = errors.New("CacheSize does not work on Redis Cluster: a Pool cannot turn CLIENT TRACKING on at every master; use CacheSize 0")
+	errCluster          = errors.New("CacheSize does not work on Redis Cluster through this Pool: it cannot turn CLIENT TRACKING on at every master; use seshcluster's Pool, or CacheSize 0")
+	errClusterUnbatched = errors.New("CacheSize on Redis Cluster needs auto-pipelining, which tells a fill which master answered: leave Pipelines at its default")
 )
 
 type cache struct {
-	s        *Store
-	entries  entries
-	tracker  *tracker
-	maxStale int64     // ns
-	slides   bool      // Get restarts the idle TTL (Sliding, in a mode with one)
-	ttl      int64     // the idle TTL in ns, for Sliding
-	slack    int64     // ns a sliding token's TTL may run down before Get restarts it
-	base     time.Time // now() counts from here, on the monotonic clock
+	s         *Store
+	entries   entries
+	channel   string        // the heartbeat channel, private to this cache (on Cluster, before a hash tag)
+	route     router        // nil unless the Pool is a Redis Cluster's
+	maxStaleD time.Duration // CacheMaxStale
+	maxStale  int64         // ns
+	slides    bool          // Get restarts the idle TTL (Sliding, in a mode with one)
+	ttl       int64         // the idle TTL in ns, for Sliding
+	slack     int64         // ns a sliding token's TTL may run down before Get restarts it
+	base      time.Time     // now() counts from here, on the monotonic clock
 
-	mu    sync.Mutex // orders fills, invalidations and changes of trust
-	trust trust
-	keys  map[string]*entry         // the entries by key, for invalidations
-	seq   [seqBuckets]atomic.Uint32 // invalidations seen per bucket of keys
+	mu     sync.Mutex                // orders fills, invalidations and changes of trust
+	one    *node                     // the node of a Pool without a router
+	nodes  map[string]*node          // with a router: the nodes by master address
+	closed bool                      // Close has begun: no new node
+	keys   map[string]*entry         // the entries by key, for invalidations
+	seq    [seqBuckets]atomic.Uint32 // invalidations seen per bucket of keys
 
 	once sync.Once // Close
 }
@@ -100,21 +105,60 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 		base:     time.Now(),
 		keys:     make(map[string]*entry),
 	}
-	c.tracker = &tracker{
-		dial:     s.dedicated,
-		prefix:   s.prefix,
-		channel:  s.prefix + "cache:" + hex.EncodeToString(id[:]),
-		maxStale: maxStale,
-		every:    min(maxStale/4, maxBeat),
-		now:      c.now,
-		sink:     c,
-	}
+	c.channel = s.prefix + "cache:" + hex.EncodeToString(id[:])
+	c.maxStaleD = maxStale
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	if err := c.tracker.start(ctx, true); err != nil {
+	if _, ok := s.pool.(router); ok {
+		if s.batch == nil {
+			return nil, errClusterUnbatched
+		}
+		// A tracker per master, each on its own connection to it.
+		c.route = s.batch.route
+		masters, err := c.route.Masters()
+		if err != nil {
+			return nil, fmt.Errorf("CacheSize: %w", err)
+		}
+		c.nodes = make(map[string]*node, len(masters))
+		for _, a := range masters {
+			n := c.newNode(a, c.nodeDial(a))
+			if err := n.tracker.start(ctx, false); err != nil {
+				c.closeNodes()
+				return nil, fmt.Errorf("%w (master %s)", err, a)
+			}
+			c.nodes[a] = n
+		}
+		s.batch.moved = c.moved
+		return c, nil
+	}
+	c.one = c.newNode("", s.dedicated)
+	if err := c.one.tracker.start(ctx, true); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// closeNodes stops every node's tracker, and keeps new nodes from starting.
+func (c *cache) closeNodes() {
+	c.mu.Lock()
+	c.closed = true
+	ns := make([]*node, 0, len(c.nodes)+1)
+	if c.one != nil {
+		ns = append(ns, c.one)
+	}
+	for _, n := range c.nodes {
+		ns = append(ns, n)
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range ns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.tracker.close()
+		}()
+	}
+	wg.Wait()
 }
 
 // Close releases what the Store holds between operations: the shared
@@ -135,7 +179,7 @@ func (s *Store) Close() error {
 	if c == nil {
 		return nil
 	}
-	c.once.Do(c.tracker.close)
+	c.once.Do(c.closeNodes)
 	return nil
 }
 
@@ -167,7 +211,7 @@ func (c *cache) get(ctx context.Context, cd codec, token string) (string, error)
 	}
 	e := c.entries.lookup(token)
 	now := c.now()
-	if e == nil || e.dead.Load() || e.cd != cd || !c.trust.serves(e.epoch, now) || now >= e.exp {
+	if e == nil || e.dead.Load() || e.cd != cd || !e.node.trust.serves(e.epoch, now) || now >= e.exp {
 		return c.fill(ctx, cd, token, now)
 	}
 	if err := ctx.Err(); err != nil {
@@ -206,13 +250,18 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	if !ok {
 		return "", ErrNotFound
 	}
-	epoch := c.trust.epoch.Load()
-	if epoch&1 == 0 || now >= c.trust.live.Load() {
+	n := c.nodeOf(key)
+	if n == nil {
+		return c.s.fetch(ctx, cd, key) // a master not heard yet: no cache
+	}
+	epoch := n.trust.epoch.Load()
+	if epoch&1 == 0 || now >= n.trust.live.Load() {
 		return c.s.fetch(ctx, cd, key) // tracking is down: no cache
 	}
 	b := c.bucket(key)
 	seq := c.seq[b].Load()
-	conn, err := c.s.conn(ctx)
+	// On Cluster, through a lane, which says which master answered.
+	conn, err := c.s.take(ctx, true, c.route != nil)
 	if err != nil {
 		return "", wrap(op, err)
 	}
@@ -244,7 +293,11 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	if err != nil {
 		return "", wrap(op, err)
 	}
-	e := &entry{key: key, userID: userID, cd: cd, epoch: epoch, exp: expires(now, rs[1]), dl: math.MaxInt64}
+	// On Cluster, what was not read from the master whose invalidations n
+	// hears is not cached: a slot that moved, or a round trip that left the
+	// lanes (none was open yet, or a redirect).
+	cacheable := c.route == nil || conn.addr == n.addr
+	e := &entry{key: key, userID: userID, cd: cd, node: n, epoch: epoch, exp: expires(now, rs[1]), dl: math.MaxInt64}
 	if deadline && (c.s.capped || rs[2] != int64(-2)) {
 		// Outside the capped mode, a token without a deadline key has none.
 		e.dl = expires(now, rs[2])
@@ -258,6 +311,8 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 		return userID, nil
 	case c.slides && c.due(e, now):
 		return c.s.fetch(ctx, cd, key)
+	case !cacheable:
+		return userID, nil
 	}
 	e.token = strings.Clone(token) // the caller's string may hold a whole request
 	c.insert(e, b, seq)
@@ -284,7 +339,7 @@ func (c *cache) insert(e *entry, b, seq uint32) {
 	c.entries.put(e, func(victim *entry) bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.trust.epoch.Load() != e.epoch || c.seq[b].Load() != seq {
+		if e.node.trust.epoch.Load() != e.epoch || c.seq[b].Load() != seq {
 			c.s.stats.droppedFills.Add(1)
 			return false
 		}
@@ -319,54 +374,6 @@ func (c *cache) kill(key string) *entry {
 	}
 	return e
 }
-
-// reset moves the epoch on by step, which makes every entry stale at once,
-// sets live, disregards the heartbeats sent until now, and then frees the
-// entries.
-func (c *cache) reset(step uint64, live int64) {
-	c.mu.Lock()
-	c.s.stats.bypass.note(&c.trust, c.now())
-	c.trust.reset(step, live, c.now())
-	clear(c.keys)
-	c.mu.Unlock()
-	c.entries.clear()
-}
-
-// The cache is its tracker's sink.
-
-func (c *cache) up(start int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.s.stats.bypass.note(&c.trust, c.now())
-	c.logUp(c.trust.epoch.Load())
-	c.trust.up(start, c.maxStale)
-}
-
-func (c *cache) down() {
-	if c.trust.tracking() {
-		c.logDown()
-		c.reset(1, 0)
-	}
-}
-
-func (c *cache) heard(sent int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.s.stats.bypass.note(&c.trust, c.now())
-	defer c.logHeard(c.trust.live.Load(), c.now())
-	c.trust.heard(sent, c.now(), c.maxStale)
-}
-
-func (c *cache) flushed() { c.reset(2, c.trust.live.Load()) }
-
-func (c *cache) unheard(epoch uint64) {
-	if epoch&1 == 1 && c.trust.epoch.Load() == epoch {
-		c.logUnheard()
-		c.reset(2, 0)
-	}
-}
-
-func (c *cache) epoch() uint64 { return c.trust.epoch.Load() }
 
 // invalidate handles an invalidated key: a token key, or a deadline key that
 // stands for its token key. Other keys under the prefix (user indexes) are

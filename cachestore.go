@@ -26,11 +26,12 @@ type shard struct {
 type entry struct {
 	token, key string
 	userID     string
-	cd         codec // the codec that opened userID: a Store and its Crypt share the cache
-	epoch      uint64
-	exp        int64 // when the key expires, in now() units; math.MaxInt64 for never
-	dl         int64 // when the deadline key expires, for Sliding; math.MaxInt64 for never
-	slot       int   // index in its shard's list
+	cd         codec  // the codec that opened userID: a Store and its Crypt share the cache
+	node       *node  // the server it was read from, whose trust it needs
+	epoch      uint64 // the node's, when it was read
+	exp        int64  // when the key expires, in now() units; math.MaxInt64 for never
+	dl         int64  // when the deadline key expires, for Sliding; math.MaxInt64 for never
+	slot       int    // index in its shard's list
 	dead       atomic.Bool
 	refreshing atomic.Bool
 }

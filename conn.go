@@ -33,23 +33,26 @@ type conn struct {
 
 	b      *batcher      // non-nil when the operation is counted in b.busy
 	shared bool          // round trips go to lanes
+	addr   string        // with a router, the master whose lane answered the last round trip; "" when unknown
 	cl     *call         // the lanes' round trip being built; nil once abandoned
 	trip   *atomic.Int32 // counts the operation's round trips, for a Hook; nil without one
 }
 
 // conn takes a connection for an operation, a lane when batching finds
 // another operation in flight.
-func (s *Store) conn(ctx context.Context) (conn, error) { return s.take(ctx, true) }
+func (s *Store) conn(ctx context.Context) (conn, error) { return s.take(ctx, true, false) }
 
 // take is conn for an operation that may share a lane only when share: one
 // that waits for replicas must not, or a slow replica would stall every
-// operation behind it on the lane.
-func (s *Store) take(ctx context.Context, share bool) (conn, error) {
+// operation behind it on the lane. With always, it shares a lane even when
+// alone in flight: the cache's fills on Cluster must know the master that
+// answered, which only a lane knows.
+func (s *Store) take(ctx context.Context, share, always bool) (conn, error) {
 	if err := ctx.Err(); err != nil {
 		return conn{}, err
 	}
 	b := s.batch
-	if b != nil && (b.busy.Add(1) > 1 || b.always) && share {
+	if b != nil && (b.busy.Add(1) > 1 || b.always || always) && share {
 		return conn{ctx: ctx, b: b, shared: true, cl: b.getCall(), trip: s.trips(ctx)}, nil
 	}
 	c, err := s.dedicated(ctx)
@@ -229,10 +232,13 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 		return nil, nil
 	}
 	var err error
+	c.addr = ""
 	for try := 0; ; try++ {
 		err = errUnsent
-		if l := c.b.lane(cl); l != nil {
+		l := c.b.lane(cl)
+		if l != nil {
 			err = l.submit(cl)
+			c.addr = l.addr
 		}
 		if err == nil && c.trip != nil {
 			c.trip.Add(1)
@@ -255,6 +261,9 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 	}
 	if err == errUnsent || err != nil && reads(cl.cmds) {
 		return c.detach(cmd, args)
+	}
+	if err != nil {
+		c.addr = ""
 	}
 	if err == nil && c.b.route != nil {
 		err = c.redirected(cl)
@@ -312,7 +321,9 @@ func (c *conn) learn(moved string) {
 		return
 	}
 	if n, err := strconv.Atoi(f[1]); err == nil {
-		c.b.route.Moved(n, f[2])
+		if old := c.b.route.Moved(n, f[2]); old != "" && old != f[2] && c.b.moved != nil {
+			c.b.moved(old)
+		}
 	}
 }
 
@@ -341,6 +352,7 @@ func (c *conn) redirected(cl *call) error {
 	if len(again) == 0 {
 		return nil
 	}
+	c.addr = "" // the Pool's connection does not say who answers
 	pc, err := c.b.pool.GetContext(c.ctx)
 	if err != nil {
 		return err

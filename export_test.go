@@ -16,4 +16,3 @@ func ParseURL(rawurl string) (network, addr string, err error) {
 	network, addr, _, err = parseURL(rawurl)
 	return network, addr, err
 }
-

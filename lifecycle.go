@@ -272,7 +272,7 @@ func (s *Store) userConn(ctx context.Context, op, userID string, share bool) (co
 	if err := checkUserID(op, userID); err != nil {
 		return conn{}, err
 	}
-	c, err := s.take(ctx, share)
+	c, err := s.take(ctx, share, false)
 	return c, wrap(op, err)
 }
 
@@ -415,7 +415,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 		return "", ErrNotFound
 	}
 	defer s.forget(key)
-	c, err := s.take(ctx, s.replicas == 0)
+	c, err := s.take(ctx, s.replicas == 0, false)
 	if err != nil {
 		return "", wrap(op, err)
 	}

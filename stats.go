@@ -123,8 +123,6 @@ type stats struct {
 	droppedFills  atomic.Uint64
 	invalidations atomic.Uint64
 	evictions     atomic.Uint64
-
-	bypass bypass // the cache's time bypassed, under cache.mu
 }
 
 // errKind is the index in stats.errs of the kind of an error.
@@ -210,8 +208,10 @@ func (c *cache) stats() CacheStats {
 	c.mu.Lock()
 	now := c.now()
 	cs.Entries = len(c.keys)
-	cs.Bypassed = now >= c.trust.live.Load()
-	cs.BypassedFor = time.Duration(st.bypass.total + st.bypass.since(&c.trust, now))
+	for _, n := range c.all() {
+		cs.Bypassed = cs.Bypassed || now >= n.trust.live.Load()
+		cs.BypassedFor += time.Duration(n.bypass.total + n.bypass.since(&n.trust, now))
+	}
 	c.mu.Unlock()
 	return cs
 }

@@ -185,7 +185,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 	if err := checkUserID(op, userID); err != nil {
 		return "", err
 	}
-	c, err := s.take(ctx, !s.track || s.replicas == 0)
+	c, err := s.take(ctx, !s.track || s.replicas == 0, false)
 	if err != nil {
 		return "", wrap(op, err)
 	}
@@ -394,7 +394,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	}
 	// Whatever Redis answers, this Store's cache forgets the token at once.
 	defer s.forget(key)
-	c, err := s.take(ctx, s.replicas == 0)
+	c, err := s.take(ctx, s.replicas == 0, false)
 	if err != nil {
 		return wrap(op, err)
 	}

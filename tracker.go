@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -18,8 +19,10 @@ import (
 // it (dial), so a cache over several servers can run one per server.
 type tracker struct {
 	dial     func(context.Context) (conn, error) // a connection to the tracked server
+	pub      func(context.Context) (conn, error) // the Store's way to write, for heartbeats
 	prefix   string                              // the Store's Prefix + ":"
-	channel  string                              // the heartbeat channel, private to this tracker
+	channel  atomic.Pointer[string]              // the heartbeat channel, private to this tracker
+	shard    *shardChannel                       // on Cluster: picks a sharded channel per connection
 	maxStale time.Duration                       // silence after which the connection is given up
 	every    time.Duration                       // the heartbeat period
 	now      func() int64                        // the sink's clock, for heartbeats
@@ -55,9 +58,21 @@ func (t *tracker) start(ctx context.Context, probe bool) error {
 	return nil
 }
 
+// startLater is start in the background: tracking comes on when it can,
+// and until then the sink is down.
+func (t *tracker) startLater() {
+	t.ctx, t.stop = context.WithCancel(context.Background())
+	t.wg.Add(2)
+	go t.run(nil)
+	go t.beat()
+}
+
 // close stops the tracker and waits for its goroutines: at once when Redis
 // answers, and otherwise within about maxStale.
 func (t *tracker) close() {
+	if t.stop == nil {
+		return // never started
+	}
 	t.stop()
 	// The reader waits for a message: this one, or its read timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), t.every)
@@ -94,16 +109,25 @@ func (t *tracker) connect(ctx context.Context, probe bool) (redis.Conn, error) {
 	start := t.now()
 	c.send("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", t.prefix)
 	c.send("CLIENT", "SETNAME", trackingName)
-	c.send("SUBSCRIBE", invalidations, t.channel)
+	if t.shard == nil {
+		c.send("SUBSCRIBE", invalidations, *t.channel.Load())
+	}
 	// The connection now holds tracking state: it never goes back to the
 	// pool whole.
-	rs, err = c.pipe(3)
+	rs, err = c.pipe(3 - b2i(t.shard != nil))
 	if err == nil {
 		for _, r := range rs {
 			if e, ok := r.(redis.Error); ok {
 				err = fmt.Errorf("%w: %w", errNoClientTracking, e)
 				break
 			}
+		}
+	}
+	if err == nil && t.shard != nil {
+		var ch string
+		if ch, err = t.shard.subscribe(&c); err == nil {
+			t.channel.Store(&ch)
+			_, err = c.do("SUBSCRIBE", invalidations)
 		}
 	}
 	if err != nil {
@@ -118,6 +142,9 @@ func (t *tracker) connect(ctx context.Context, probe bool) (redis.Conn, error) {
 // breaks, until close.
 func (t *tracker) run(c redis.Conn) {
 	defer t.wg.Done()
+	if c == nil {
+		c = t.reconnect() // startLater
+	}
 	for c != nil {
 		t.read(c)
 		t.sink.down()
@@ -163,7 +190,13 @@ func (t *tracker) read(c redis.Conn) {
 		if !ok || len(m) != 3 {
 			continue
 		}
-		if kind, _ := m[0].([]byte); string(kind) != "message" {
+		switch kind, _ := m[0].([]byte); string(kind) {
+		case "message", "smessage":
+		case "sunsubscribe":
+			// The heartbeat channel's slot left this master: this
+			// connection proves nothing any more.
+			return
+		default:
 			continue
 		}
 		switch ch, _ := m[1].([]byte); string(ch) {
@@ -178,7 +211,7 @@ func (t *tracker) read(c redis.Conn) {
 					t.sink.invalidate(k)
 				}
 			}
-		case t.channel:
+		case *t.channel.Load():
 			if t.ctx.Err() != nil {
 				return
 			}
@@ -211,15 +244,70 @@ func (t *tracker) beat() {
 // writes. When tracking is up and the message reaches no one, the server
 // the Store writes to is not the one the tracking connection listens to (a
 // failover) or that connection has just died: the sink hears of it at once.
+//
+// On Cluster the channel is a sharded one, of a slot the tracked master
+// serves, and SPUBLISH reaches only the subscribers of the master that runs
+// it: a heartbeat heard proves that the Store writes that slot to the master
+// it hears.
 func (t *tracker) publish(ctx context.Context, msg string) {
 	epoch := t.sink.epoch()
-	c, err := t.dial(ctx)
+	ch := t.channel.Load()
+	if ch == nil {
+		return // no channel picked yet
+	}
+	cmd := "PUBLISH"
+	if t.shard != nil {
+		cmd = "SPUBLISH"
+	}
+	c, err := t.pub(ctx)
 	if err != nil {
 		return
 	}
-	n, err := redis.Int(c.do("PUBLISH", t.channel, msg))
+	n, err := redis.Int(c.do(cmd, *ch, msg))
 	c.close()
 	if err == nil && n == 0 {
 		t.sink.unheard(epoch)
 	}
+}
+
+// shardChannel picks, for a tracker on a Cluster master, a heartbeat
+// channel of a hash slot that master serves. It tries channel names whose
+// slot the router believes the master serves, and the master itself
+// settles it: SSUBSCRIBE to a slot it does not serve gets MOVED.
+type shardChannel struct {
+	base  string // the cache's channel name, before the hash tag
+	addr  string // the master's
+	route router
+}
+
+// maxShardTries bounds the SSUBSCRIBEs a tracker tries on a connection.
+const maxShardTries = 16
+
+// subscribe subscribes c to a sharded channel of a slot the master serves,
+// and returns the channel.
+func (sc *shardChannel) subscribe(c *conn) (string, error) {
+	tries := 0
+	for i := 0; tries < maxShardTries; i++ {
+		ch := sc.base + ":{" + strconv.Itoa(i) + "}"
+		if i < 4*16384 && sc.route.Owner(sc.route.Slot(ch)) != sc.addr {
+			continue
+		}
+		tries++
+		_, err := c.do("SSUBSCRIBE", ch)
+		if err == nil {
+			return ch, nil
+		}
+		e, ok := err.(redis.Error)
+		if !ok {
+			return "", err
+		}
+		f := strings.Fields(string(e))
+		if len(f) != 3 || f[0] != "MOVED" {
+			return "", fmt.Errorf("%w: %w", errNoClientTracking, e)
+		}
+		if slot, err := strconv.Atoi(f[1]); err == nil {
+			sc.route.Moved(slot, f[2])
+		}
+	}
+	return "", fmt.Errorf("%s serves no slot that SSUBSCRIBE found: not a master", sc.addr)
 }

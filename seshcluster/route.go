@@ -72,13 +72,17 @@ func (p *pool) guesses() []string {
 	return *p.routes.guesses.Load()
 }
 
-// Moved records that addr serves slot, as a MOVED reply said; for sesh's
-// auto-pipelining. It also has redisc refresh its own map.
-func (p *pool) Moved(slot int, addr string) {
+// Moved records that addr serves slot, as a MOVED reply said, and returns
+// the owner known before, or ""; for sesh's auto-pipelining. When the slot
+// moved, it also has redisc refresh its own map.
+func (p *pool) Moved(slot int, addr string) (old string) {
 	if slot < 0 || slot >= redisc.HashSlots || addr == "" {
-		return
+		return ""
 	}
-	if old := p.routes.owners[slot].Swap(&addr); old != nil && *old != addr {
+	if o := p.routes.owners[slot].Swap(&addr); o != nil {
+		old = *o
+	}
+	if old != "" && old != addr {
 		p.refresh() // the slot moved: redisc's map is stale too
 	}
 	p.routes.mu.Lock()
@@ -88,6 +92,21 @@ func (p *pool) Moved(slot int, addr string) {
 		g = append(slices.Clone(g), addr)
 		p.routes.guesses.Store(&g)
 	}
+	return old
+}
+
+// Masters returns the addresses of the masters redisc knows, for sesh's
+// cache, which hears each master's invalidations.
+func (p *pool) Masters() ([]string, error) {
+	var addrs []string
+	err := p.cluster.EachNode(false, func(addr string, _ redis.Conn) error {
+		addrs = append(addrs, addr)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seshcluster: masters: %w", err)
+	}
+	return addrs, nil
 }
 
 // NodeContext dials the node at addr with the cluster's DialOptions, for a

@@ -56,6 +56,15 @@ func TestStore(t *testing.T) {
 			Unit:    250 * time.Millisecond,
 		})
 	})
+	t.Run("cache", func(t *testing.T) {
+		storetest.Run(t, storetest.Backend{
+			Name:      "cluster+cache",
+			Pool:      p,
+			Advance:   func(t *testing.T, d time.Duration) { time.Sleep(d) },
+			Unit:      250 * time.Millisecond,
+			CacheSize: 1000,
+		})
+	})
 	t.Run("nobatch", func(t *testing.T) {
 		storetest.Run(t, storetest.Backend{
 			Name:      "cluster/nobatch",

@@ -195,7 +195,7 @@ func testCreating(t *testing.T, b Backend) {
 						}
 					}
 				}
-				o.CacheSize = b.CacheSize
+				o.CacheSize = wrappedCacheSize(b)
 				s, err := sesh.New(step, o)
 				if err != nil {
 					t.Fatal(err)
