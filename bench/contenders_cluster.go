@@ -21,7 +21,7 @@ type ClusterContender struct {
 }
 
 // ClusterContenders lists every contender of the Cluster mode, baseline
-// first. sesh's cache is left out: sesh refuses it on Cluster.
+// first.
 var ClusterContenders = []ClusterContender{
 	{
 		Name:   "redisc",
@@ -66,6 +66,22 @@ var ClusterContenders = []ClusterContender{
 		Config: "as sesh, with Pipelines: sesh.NoPipelining (batching off)",
 		Open:   openSeshCluster(sesh.NoPipelining),
 	},
+	{
+		Name:   "sesh+cache",
+		Mint:   "SET k v NX PX (Set)",
+		Lookup: "Get, cached",
+		Config: fmt.Sprintf("as sesh, with CacheSize %d, CacheMaxStale at its default (1s); CLIENT TRACKING BCAST on the prefix at each master, heartbeats by SPUBLISH", CacheSize),
+		Cached: true,
+		Open:   openSeshClusterCache,
+	},
+}
+
+func openSeshClusterCache(_ context.Context, c *Cluster, prefix string) (Client, error) {
+	st, err := sesh.New(seshcluster.New(c.Cluster), sesh.Options{Prefix: prefix, TTL: TTL, CacheSize: CacheSize})
+	if err != nil {
+		return nil, err
+	}
+	return seshClient{st: st, close: st.Close}, nil
 }
 
 // openRedisc is raw redisc as its README sets it up: a RetryConn per

@@ -180,21 +180,7 @@ func evaluate(r *Report) []Target {
 	}
 	var ts []Target
 
-	// Cached lookups against uncached ones, at c=64.
-	t := Target{Goal: "sesh's cached Get has at least 50× the throughput of its uncached Get at c=64"}
-	cached, plain := r.cell("sesh+cache", opLookup, 64), r.cell("sesh", opLookup, 64)
-	switch {
-	case cached == nil || plain == nil:
-		t.Verdict = unmeasured
-	default:
-		x := cached.OpsPerSec / plain.OpsPerSec
-		t.Verdict = verdict(x >= 50)
-		t.Figure = fmt.Sprintf("%.1f× (%s vs %s ops/s)", x, fmtOps(cached.OpsPerSec), fmtOps(plain.OpsPerSec))
-	}
-	if rc, rp := r.cell("rueidis+cache", opLookup, 64), r.cell("rueidis", opLookup, 64); rc != nil && rp != nil {
-		t.Figure += fmt.Sprintf("; rueidis's cache: %.1f×", rc.OpsPerSec/rp.OpsPerSec)
-	}
-	ts = append(ts, t)
+	ts = append(ts, cacheVsUncached(r))
 
 	// sesh's overhead over raw redigo: at c=1 (issue 2), then everywhere.
 	for _, op := range ops {
@@ -236,16 +222,7 @@ func evaluate(r *Report) []Target {
 		ts = append(ts, t)
 	}
 
-	// sesh's cache against rueidis's.
-	ts = append(ts, acrossC(r, "sesh's cached lookups beat rueidis's client-side cache at every concurrency (throughput ratio)",
-		func(c int) (float64, bool) {
-			s, ru := r.cell("sesh+cache", opLookup, c), r.cell("rueidis+cache", opLookup, c)
-			if s == nil || ru == nil {
-				return 0, false
-			}
-			x := s.OpsPerSec / ru.OpsPerSec
-			return x, x > 1
-		}))
+	ts = append(ts, cacheVsRueidis(r))
 
 	// Auto-pipelining (issue 13).
 	ts = append(ts, beatRueidis(r, []int{16, 64, 256})...)
@@ -265,6 +242,38 @@ func evaluate(r *Report) []Target {
 // opNames are sesh's names for the operations.
 var opNames = map[string]string{opMint: "Set", opLookup: "Get"}
 
+// cacheVsUncached is the target of sesh's cached lookups against its
+// uncached ones, at c=64.
+func cacheVsUncached(r *Report) Target {
+	t := Target{Goal: "sesh's cached Get has at least 50× the throughput of its uncached Get at c=64"}
+	cached, plain := r.cell("sesh+cache", opLookup, 64), r.cell("sesh", opLookup, 64)
+	switch {
+	case cached == nil || plain == nil:
+		t.Verdict = unmeasured
+	default:
+		x := cached.OpsPerSec / plain.OpsPerSec
+		t.Verdict = verdict(x >= 50)
+		t.Figure = fmt.Sprintf("%.1f× (%s vs %s ops/s)", x, fmtOps(cached.OpsPerSec), fmtOps(plain.OpsPerSec))
+	}
+	if rc, rp := r.cell("rueidis+cache", opLookup, 64), r.cell("rueidis", opLookup, 64); rc != nil && rp != nil {
+		t.Figure += fmt.Sprintf("; rueidis's cache: %.1f×", rc.OpsPerSec/rp.OpsPerSec)
+	}
+	return t
+}
+
+// cacheVsRueidis is the target of sesh's cache against rueidis's.
+func cacheVsRueidis(r *Report) Target {
+	return acrossC(r, "sesh's cached lookups beat rueidis's client-side cache at every concurrency (throughput ratio)",
+		func(c int) (float64, bool) {
+			s, ru := r.cell("sesh+cache", opLookup, c), r.cell("rueidis+cache", opLookup, c)
+			if s == nil || ru == nil {
+				return 0, false
+			}
+			x := s.OpsPerSec / ru.OpsPerSec
+			return x, x > 1
+		})
+}
+
 // evaluateCluster judges the issue's Cluster targets on r's figures.
 func evaluateCluster(r *Report) []Target {
 	ts := beatRueidis(r, []int{64, 256})
@@ -280,7 +289,7 @@ func evaluateCluster(r *Report) []Target {
 		}
 		ts = append(ts, t)
 	}
-	return ts
+	return append(ts, cacheVsUncached(r), cacheVsRueidis(r))
 }
 
 // beatRueidis is the targets of sesh's uncached throughput against
