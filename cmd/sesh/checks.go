@@ -103,25 +103,38 @@ func evictionCheck(memory map[string]string, o doctorOptions) finding {
 // of a pool of its own, then off, and closes that pool so that the
 // connection is never reused.
 func trackingCheck(ctx context.Context, t target, o doctorOptions) finding {
-	f := finding{Check: checkTracking}
 	p, err := t.pool()
-	if err == nil {
-		defer p.Close()
-		var conn redis.Conn
-		if conn, err = p.GetContext(ctx); err == nil {
-			defer conn.Close()
-			var id int64
-			if id, err = redis.Int64(conn.Do("CLIENT", "ID")); err == nil {
-				_, err = conn.Do("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", o.prefix+":")
-			}
-			if err == nil {
-				_, err = conn.Do("CLIENT", "TRACKING", "OFF")
-			}
-		}
+	if err != nil {
+		return trackingFinding(o, err)
 	}
+	defer p.Close()
+	conn, err := p.GetContext(ctx)
+	if err != nil {
+		return trackingFinding(o, err)
+	}
+	defer conn.Close()
+	return trackingOn(conn, o)
+}
+
+// trackingOn turns CLIENT TRACKING on at conn's server, as a cache would,
+// and off again.
+func trackingOn(conn redis.Conn, o doctorOptions) finding {
+	id, err := redis.Int64(conn.Do("CLIENT", "ID"))
+	if err == nil {
+		_, err = conn.Do("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", o.prefix+":")
+	}
+	if err == nil {
+		_, err = conn.Do("CLIENT", "TRACKING", "OFF")
+	}
+	return trackingFinding(o, err)
+}
+
+// trackingFinding reports whether CLIENT TRACKING could be turned on.
+func trackingFinding(o doctorOptions, err error) finding {
+	f := finding{Check: checkTracking}
 	if err != nil {
 		f.Status, f.Detail = statusWarn, "CLIENT TRACKING cannot be turned on, so CacheSize would make sesh.New fail: "+err.Error()
-		f.Fix = "Redis 6 or later, and grant +client|id +client|tracking +client|setname +subscribe +publish; or leave CacheSize 0"
+		f.Fix = "Redis 6 or later (7 on a Cluster), and grant +client|id +client|tracking +client|setname +subscribe +publish (+ssubscribe +spublish on a Cluster); or leave CacheSize 0"
 		return f
 	}
 	f.Status, f.Detail = statusOK, "CLIENT TRACKING turns on (BCAST, PREFIX "+o.prefix+":), so CacheSize works"

@@ -156,6 +156,8 @@ func diagnose(ctx context.Context, t target, o doctorOptions) []finding {
 		masters++
 		fs := diagnoseNode(conn, t.kind, o)
 		if t.kind == kindCluster {
+			// The cache tracks every master, each on a connection of its own.
+			fs = append(fs, trackingOn(conn, o))
 			for i := range fs {
 				fs[i].Node = addr
 			}
@@ -175,9 +177,6 @@ func diagnose(ctx context.Context, t target, o doctorOptions) []finding {
 	out = append(out, worst(perNode)...)
 	if t.kind != kindCluster {
 		out = append(out, trackingCheck(ctx, t, o))
-	} else {
-		out = append(out, finding{Check: checkTracking, Status: statusSkip,
-			Detail: "CacheSize is refused on a Redis Cluster; leave it 0"})
 	}
 	slices.SortStableFunc(out, func(a, b finding) int {
 		return slices.Index(checkOrder, a.Check) - slices.Index(checkOrder, b.Check)
