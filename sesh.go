@@ -26,11 +26,20 @@
 //
 // With [Options].CacheSize a Store keeps the user IDs that Get resolved in
 // process memory, and serves them again with no round trip. Redis tells it,
-// through CLIENT TRACKING (Redis 6 or later, not Redis Cluster), when a
-// token's key changes, so a token ended anywhere stops resolving here as
-// soon as that message arrives. Should the messages stop, the cache is
-// dropped within [Options].CacheMaxStale and bypassed until they resume. A
-// Store with a cache must be closed with [Store.Close].
+// through CLIENT TRACKING (Redis 6 or later; on Redis Cluster, 7 or later,
+// through seshcluster's Pool), when a token's key changes, so a token ended
+// anywhere stops resolving here as soon as that message arrives. Should the
+// messages stop, the cache is dropped within [Options].CacheMaxStale and
+// bypassed until they resume; on Cluster, only the entries of the master
+// whose messages stopped. A Store with a cache must be closed with
+// [Store.Close].
+//
+// # Auto-pipelining
+//
+// Operations in flight at the same moment share a few connections per
+// Redis server, and go out together in one write ([Options].Pipelines); an
+// operation alone in flight goes straight out on a connection of its own.
+// Nothing about an operation's result or guarantees changes.
 //
 // # Operating
 //
@@ -141,9 +150,11 @@ type Options struct {
 	// of a token it has met needs no round trip. When zero, there is no
 	// cache. With a cache, the Store holds one connection of the Pool to hear
 	// Redis's invalidations (CLIENT TRACKING), New fails when it cannot turn
-	// them on, and the Store must be closed with Close. It does not work on
-	// Redis Cluster. With Sliding, Get restarts the idle TTL only once it has
-	// run down by min(CacheMaxStale, TTL/2). See the README.
+	// them on, and the Store must be closed with Close. On Redis Cluster it
+	// needs seshcluster's Pool, Redis 7 and auto-pipelining (Pipelines not
+	// NoPipelining), and holds one such connection per master. With Sliding,
+	// Get restarts the idle TTL only once it has run down by
+	// min(CacheMaxStale, TTL/2). See the README.
 	CacheSize int
 
 	// Pipelines is how many connections to each Redis server the
@@ -211,9 +222,11 @@ type Store struct {
 // reads Redis's maxmemory-policy (INFO memory), within 5 seconds, and
 // returns an error naming TrackUsers when Redis cannot be reached or may
 // evict a user's index (see the README). With Options.CacheSize it takes a
-// connection from p and turns CLIENT TRACKING on, within 5 seconds; it
-// returns an error naming CacheSize when Redis cannot be reached, has no
-// CLIENT TRACKING (before Redis 6, miniredis) or is a Redis Cluster.
+// connection from p (on Cluster, one to each master) and turns CLIENT
+// TRACKING on, within 5 seconds; it returns an error naming CacheSize when
+// Redis cannot be reached, has no CLIENT TRACKING (before Redis 6,
+// miniredis), or is a Redis Cluster behind a Pool other than seshcluster's
+// or with NoPipelining.
 func New(p Pool, o Options) (*Store, error) {
 	if p == nil {
 		return nil, errors.New("sesh: new: Pool is nil")

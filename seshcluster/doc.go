@@ -37,4 +37,14 @@
 // Cluster.DialOptions expires, so set one.
 //
 // Cluster.CreatePool should be set, or every connection dials anew.
+//
+// # Auto-pipelining and the cache
+//
+// The Pool also tells a Store (through methods the sesh package looks for)
+// which master serves a key, and dials connections to one master, so that
+// [sesh.Options].Pipelines shares a few connections per master and
+// [sesh.Options].CacheSize hears every master's invalidations. Which
+// master serves a slot is learnt from the MOVED replies Redis sends to a
+// guess, and a slot's move has redisc refresh its own map; route.go tells
+// how. Redis 7 is needed for the cache: its heartbeats use sharded Pub/Sub.
 package seshcluster
