@@ -122,11 +122,20 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 		c.nodes = make(map[string]*node, len(masters))
 		for _, a := range masters {
 			n := c.newNode(a, c.nodeDial(a))
-			if err := n.tracker.start(ctx, false); err != nil {
+			err := n.tracker.start(ctx, false)
+			switch {
+			case errors.Is(err, errNotMaster):
+				// redisc's list before its first refresh is the seeds,
+				// replicas included.
+				continue
+			case err != nil:
 				c.closeNodes()
 				return nil, fmt.Errorf("%w (master %s)", err, a)
 			}
 			c.nodes[a] = n
+		}
+		if len(c.nodes) == 0 {
+			return nil, fmt.Errorf("CacheSize: no master among %v", masters)
 		}
 		s.batch.moved = c.moved
 		return c, nil
@@ -252,7 +261,11 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	}
 	n := c.nodeOf(key)
 	if n == nil {
-		return c.s.fetch(ctx, cd, key) // a master not heard yet: no cache
+		// A master not heard yet: no cache, but a fill through its lane
+		// starts hearing it.
+		v, addr, err := c.s.fetchOn(ctx, cd, key, true)
+		c.answered(addr)
+		return v, err
 	}
 	epoch := n.trust.epoch.Load()
 	if epoch&1 == 0 || now >= n.trust.live.Load() {

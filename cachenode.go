@@ -53,29 +53,33 @@ func (c *cache) nodeDial(addr string) func(context.Context) (conn, error) {
 }
 
 // nodeOf returns the node whose entries key's entry would be: the one node,
-// or on Cluster the master believed to serve key's slot. On Cluster it
-// returns nil for a master the cache does not hear yet, and starts hearing
-// it in the background.
+// or on Cluster the master believed to serve key's slot; nil for a master
+// the cache does not hear.
 func (c *cache) nodeOf(key string) *node {
 	if c.route == nil {
 		return c.one
 	}
 	addr := c.route.Owner(c.route.Slot(key))
-	if addr == "" {
-		return nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[addr]
+}
+
+// answered notes that the master at addr answered a fill through its lane,
+// so it serves the fill's slot: if the cache does not hear it yet, it
+// starts to, in the background. addr "" is a fill that left the lanes.
+func (c *cache) answered(addr string) {
+	if c.route == nil || addr == "" {
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := c.nodes[addr]; n != nil {
-		return n
-	}
-	if c.closed {
-		return nil
+	if c.nodes[addr] != nil || c.closed {
+		return
 	}
 	n := c.newNode(addr, c.nodeDial(addr))
 	c.nodes[addr] = n
 	n.tracker.startLater()
-	return nil
 }
 
 // moved drops the entries read from old, a master that a slot moved away
@@ -146,6 +150,18 @@ func (n *node) unheard(epoch uint64) {
 func (n *node) epoch() uint64 { return n.trust.epoch.Load() }
 
 func (n *node) invalidate(k []byte) { n.c.invalidate(k) }
+
+// gone forgets n, whose server is no Cluster master now: its entries are
+// stale, and a later fill answered there makes a new node.
+func (n *node) gone() {
+	n.down()
+	c := n.c
+	c.mu.Lock()
+	if c.nodes[n.addr] == n {
+		delete(c.nodes, n.addr)
+	}
+	c.mu.Unlock()
+}
 
 // all returns every node. cache.mu is held.
 func (c *cache) all() []*node {

@@ -331,10 +331,18 @@ func (s *Store) restarts() bool { return s.ttl > 0 && (s.maxAge == 0 || s.capped
 // fetch is Get on Redis alone: one round trip, which restarts the TTL when
 // Sliding.
 func (s *Store) fetch(ctx context.Context, cd codec, key string) (string, error) {
+	v, _, err := s.fetchOn(ctx, cd, key, false)
+	return v, err
+}
+
+// fetchOn is fetch, on a lane even when alone with onLane, and also
+// returns the master that answered, when a lane on Cluster says ("" when
+// none does).
+func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) (userID, addr string, err error) {
 	const op = "get"
-	c, err := s.conn(ctx)
+	c, err := s.take(ctx, true, onLane)
 	if err != nil {
-		return "", wrap(op, err)
+		return "", "", wrap(op, err)
 	}
 	defer c.close()
 	var v any
@@ -344,17 +352,17 @@ func (s *Store) fetch(ctx context.Context, cd codec, key string) (string, error)
 		v, err = c.do("GET", key)
 	}
 	if err != nil {
-		return "", wrap(op, err)
+		return "", "", wrap(op, err)
 	}
 	if v == nil {
-		return "", ErrNotFound
+		return "", c.addr, ErrNotFound
 	}
 	val, err := redis.String(v, nil)
 	if err != nil {
-		return "", wrap(op, err)
+		return "", "", wrap(op, err)
 	}
-	userID, err := cd.open(key, val)
-	return userID, wrap(op, err)
+	userID, err = cd.open(key, val)
+	return userID, c.addr, wrap(op, err)
 }
 
 func (s *Store) liv(ctx context.Context, token string) error {

@@ -2,6 +2,7 @@ package sesh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ type sink interface {
 	heard(sent int64)      // a heartbeat published at sent arrived
 	invalidate(key []byte) // key changed
 	flushed()              // every key changed (FLUSHALL, FLUSHDB)
+	gone()                 // the server is no Cluster master: the tracker has ended
 	unheard(epoch uint64)  // a heartbeat published in epoch reached no one
 	epoch() uint64
 }
@@ -165,6 +167,13 @@ func (t *tracker) reconnect() redis.Conn {
 		ctx, cancel := context.WithTimeout(t.ctx, setupTimeout)
 		c, err := t.connect(ctx, false)
 		cancel()
+		if errors.Is(err, errNotMaster) {
+			// A Cluster node that serves no slot now: this tracker ends,
+			// and the cache hears the node again if it masters slots again.
+			t.stop()
+			t.sink.gone()
+			return nil
+		}
 		if err != nil {
 			continue
 		}
@@ -280,6 +289,9 @@ type shardChannel struct {
 	route router
 }
 
+// errNotMaster says a Cluster node serves no slot.
+var errNotMaster = errors.New("not a Cluster master")
+
 // maxShardTries bounds the SSUBSCRIBEs a tracker tries on a connection.
 const maxShardTries = 16
 
@@ -309,5 +321,5 @@ func (sc *shardChannel) subscribe(c *conn) (string, error) {
 			sc.route.Moved(slot, f[2])
 		}
 	}
-	return "", fmt.Errorf("%s serves no slot that SSUBSCRIBE found: not a master", sc.addr)
+	return "", fmt.Errorf("%w: %s serves no slot that SSUBSCRIBE found", errNotMaster, sc.addr)
 }
