@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -451,4 +452,33 @@ func migrate(t *testing.T, l *layout, slot int, src, dst string) {
 		}
 	}
 	t.Logf("slot %d moved from %s to %s", slot, src, dst)
+}
+
+// TestCacheSeeds makes the cache on a cluster client that was never
+// refreshed, whose seeds hold replicas: New hears the masters among them,
+// and the cache works.
+func TestCacheSeeds(t *testing.T) {
+	addrs := strings.Split(os.Getenv("SESH_CLUSTER_ADDRS"), ",")
+	if len(addrs) < 2 {
+		t.Skip("SESH_CLUSTER_ADDRS is not set")
+	}
+	cluster := &redisc.Cluster{StartupNodes: addrs, DialOptions: []redis.DialOption{redis.DialReadTimeout(5 * time.Second)}}
+	defer cluster.Close()
+	p := prefix()
+	a, err := sesh.New(seshcluster.New(cluster), sesh.Options{Prefix: p, CacheSize: 100, CacheMaxStale: cacheStale})
+	if err != nil {
+		t.Fatalf("New with a cache on seeds that hold replicas: %v", err)
+	}
+	defer a.Close()
+	_, b := cachePair(t, sesh.Options{Prefix: p})
+	l := clusterLayout(t)
+	ctx := context.Background()
+	for _, m := range l.masters {
+		tok := oneOn(t, b, p, "alice", m, l)
+		cachedIn(t, a, tok, "alice")
+		if err := b.Die(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		stopsServing(t, a, tok, "alice", cacheBound)
+	}
 }
