@@ -140,9 +140,6 @@ func chooseFaults(spec, topo string) ([]fault, error) {
 func soak(topo, cfgName string, cfg config, chosen []fault, d time.Duration, c, nusers int, seed uint64,
 	every, timeout time.Duration) (*report, error) {
 	r := &report{Topology: topo, Config: cfgName, Seed: seed, Duration: d, Concurrency: c, Pipelines: cfg.opts.Pipelines}
-	if topo == "cluster" && cfg.cache {
-		return nil, fmt.Errorf("the cache does not run on Redis Cluster (issue 14)")
-	}
 	t, err := newTarget(topo)
 	if err != nil {
 		return nil, err
