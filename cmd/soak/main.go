@@ -19,10 +19,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,8 +81,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pipelines := fs.Int("pipelines", 0, "Options.Pipelines: shared connections per server (0: the default, -1: auto-pipelining off)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	list := fs.Bool("list", false, "list the faults and exit")
+	table := fs.Bool("table", false, "run nothing: print the README's table rows for the JSON reports named as arguments")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *table {
+		return printTable(stdout, stderr, fs.Args())
 	}
 	if *list {
 		for _, f := range faults {
@@ -316,4 +322,66 @@ func kv(m map[string]int) string {
 		return "none"
 	}
 	return b.String()
+}
+
+// printTable prints a markdown row per JSON report in files, as the
+// README's soak table has them.
+func printTable(stdout, stderr io.Writer, files []string) int {
+	fmt.Fprintln(stdout, "| topology | config | calls/s | faults | longest outage per fault kind (max) | calls checked | stale reads within the cache bound | broken promises |")
+	fmt.Fprintln(stdout, "|---|---|--:|--:|---|--:|--:|--:|")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(stderr, "soak:", err)
+			return 1
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			fmt.Fprintf(stderr, "soak: %s: %v\n", f, err)
+			return 1
+		}
+		total := 0
+		for _, n := range r.Calls {
+			total += n
+		}
+		longest := map[string]time.Duration{}
+		for _, e := range r.Events {
+			if e.Err == "" && e.Outage > longest[e.Fault] {
+				longest[e.Fault] = e.Outage
+			}
+		}
+		names := slices.Sorted(maps.Keys(longest))
+		kinds := make([]string, len(names))
+		for i, n := range names {
+			kinds[i] = n + " " + roundOutage(longest[n])
+		}
+		fmt.Fprintf(stdout, "| %s | %s | %s | %d | %s | %s | %d | %d |\n", r.Topology, r.Config,
+			thousands(int(float64(total)/r.Duration.Seconds())), len(r.Events), strings.Join(kinds, ", "),
+			thousands(r.Checked["overrun"]), r.WithinCacheLag, len(r.Violations)+b2i(r.Leaked))
+	}
+	return 0
+}
+
+// roundOutage prints d as the table does: ms below a second, else seconds.
+func roundOutage(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1fs", d.Seconds())
+}
+
+// thousands prints n with commas.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
