@@ -25,6 +25,13 @@
 // rueidis's and go-redis's cluster clients, and raw redisc as the baseline.
 // Keys are spread over the slots as each library hashes them.
 //
+// # Propagation delay
+//
+// A [Prober] pairs a caching client A with a client B that ends tokens,
+// for sesh and for rueidis, on one Redis or a Cluster; [Propagation] times
+// one trial, from B ending a token that A has cached until A answers that
+// it is not found. cmd/propagate runs them.
+//
 // # Running
 //
 // The Go benchmarks in bench_test.go give ns/op and allocs/op per contender

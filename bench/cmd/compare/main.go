@@ -323,15 +323,15 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	ours := []int{os.Getpid()}
 	for _, pid := range su.pids {
-		ours = append(ours, localRedisPID(pid))
+		ours = append(ours, bench.LocalRedisPID(pid))
 	}
-	before := sampleCPU(ours...)
+	before := bench.SampleCPU(ours...)
 	cells, err := measureAll(ctx, r, cfg, ents)
 	if err != nil {
 		return err
 	}
 	rep.Cells = cells
-	rep.OtherCores = round3(othersCores(before, sampleCPU(ours...), rep.CPUs))
+	rep.OtherCores = round3(bench.OthersCores(before, bench.SampleCPU(ours...), rep.CPUs))
 	switch {
 	case cfg.rb != "" && rep.Mode == modeCluster:
 		log.Print("redis-benchmark left out: it is not run in Cluster mode")

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"os"
@@ -6,27 +6,27 @@ import (
 	"strings"
 )
 
-// cpuSample is a reading of Linux's CPU accounting: the machine's busy
+// CPUSample is a reading of Linux's CPU accounting: the machine's busy
 // and total time, and the time of the processes under test, in clock ticks.
-type cpuSample struct {
+type CPUSample struct {
 	busy, total, ours uint64
 	ok                bool
 }
 
-// sampleCPU reads /proc for the machine and for pids (this process and, when
-// it runs here, redis-server). It returns a sample with ok false where there
-// is no /proc.
-func sampleCPU(pids ...int) cpuSample {
+// SampleCPU reads /proc for the machine and for pids (this process and, when
+// they run here, the redis-servers). It returns a sample that OthersCores
+// cannot use where there is no /proc.
+func SampleCPU(pids ...int) CPUSample {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return cpuSample{}
+		return CPUSample{}
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
-		return cpuSample{}
+		return CPUSample{}
 	}
-	var s cpuSample
+	var s CPUSample
 	// user nice system idle iowait irq softirq steal [guest guest_nice]:
 	// guest time is already in user and nice, and steal is other machines'.
 	for i, v := range f[1:min(len(f), 9)] {
@@ -66,9 +66,9 @@ func procTicks(pid int) uint64 {
 	return utime + stime
 }
 
-// localRedisPID returns pid when it names a redis-server on this machine,
+// LocalRedisPID returns pid when it names a redis-server on this machine,
 // and 0 otherwise: a remote server's process ID means nothing here.
-func localRedisPID(pid int) int {
+func LocalRedisPID(pid int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(b)), "redis-server") {
 		return 0
@@ -76,9 +76,9 @@ func localRedisPID(pid int) int {
 	return pid
 }
 
-// othersCores is how many of cpus, on average, processes other than ours
+// OthersCores is how many of cpus, on average, processes other than ours
 // kept busy between a and b; -1 when it cannot be told.
-func othersCores(a, b cpuSample, cpus int) float64 {
+func OthersCores(a, b CPUSample, cpus int) float64 {
 	if !a.ok || !b.ok || b.total <= a.total {
 		return -1
 	}
