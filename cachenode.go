@@ -144,6 +144,10 @@ func (n *node) unheard(epoch uint64) {
 	if epoch&1 == 1 && n.trust.epoch.Load() == epoch {
 		n.c.logUnheard(n)
 		n.reset(2, 0)
+		if n.c.route != nil {
+			// The master may be a replica now: connect again and see.
+			n.tracker.kick()
+		}
 	}
 }
 

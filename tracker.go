@@ -24,6 +24,7 @@ type tracker struct {
 	prefix   string                              // the Store's Prefix + ":"
 	channel  atomic.Pointer[string]              // the heartbeat channel, private to this tracker
 	shard    *shardChannel                       // on Cluster: picks a sharded channel per connection
+	cur      atomic.Pointer[redis.Conn]          // the tracking connection, for kick
 	maxStale time.Duration                       // silence after which the connection is given up
 	every    time.Duration                       // the heartbeat period
 	now      func() int64                        // the sink's clock, for heartbeats
@@ -148,7 +149,9 @@ func (t *tracker) run(c redis.Conn) {
 		c = t.reconnect() // startLater
 	}
 	for c != nil {
+		t.cur.Store(&c)
 		t.read(c)
+		t.cur.Store(nil)
 		t.sink.down()
 		discard(c)
 		c = t.reconnect()
@@ -264,15 +267,20 @@ func (t *tracker) publish(ctx context.Context, msg string) {
 	if ch == nil {
 		return // no channel picked yet
 	}
-	cmd := "PUBLISH"
-	if t.shard != nil {
-		cmd = "SPUBLISH"
-	}
 	c, err := t.pub(ctx)
 	if err != nil {
 		return
 	}
-	n, err := redis.Int(c.do(cmd, *ch, msg))
+	var v any
+	if t.shard != nil {
+		// SPUBLISH in a script: a replica runs a plain SPUBLISH for its
+		// master's slot, but refuses a script (MOVED), so the count is the
+		// master's.
+		v, err = c.eval(spublish, *ch, msg)
+	} else {
+		v, err = c.do("PUBLISH", *ch, msg)
+	}
+	n, err := redis.Int(v, err)
 	c.close()
 	if err == nil && n == 0 {
 		t.sink.unheard(epoch)
@@ -289,6 +297,10 @@ type shardChannel struct {
 	route router
 }
 
+// spublish is SPUBLISH of a heartbeat, run only by the master of its
+// channel's slot. KEYS: the channel. ARGV: the message.
+var spublish = newScript(1, `return redis.call('SPUBLISH', KEYS[1], ARGV[1])`)
+
 // errNotMaster says a Cluster node serves no slot.
 var errNotMaster = errors.New("not a Cluster master")
 
@@ -298,6 +310,14 @@ const maxShardTries = 16
 // subscribe subscribes c to a sharded channel of a slot the master serves,
 // and returns the channel.
 func (sc *shardChannel) subscribe(c *conn) (string, error) {
+	// A replica takes SSUBSCRIBE for its master's slots too.
+	role, err := redis.Values(c.do("ROLE"))
+	if err != nil {
+		return "", err
+	}
+	if r, _ := role[0].([]byte); string(r) != "master" {
+		return "", fmt.Errorf("%w: %s is a %s", errNotMaster, sc.addr, r)
+	}
 	tries := 0
 	for i := 0; tries < maxShardTries; i++ {
 		ch := sc.base + ":{" + strconv.Itoa(i) + "}"
@@ -322,4 +342,12 @@ func (sc *shardChannel) subscribe(c *conn) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w: %s serves no slot that SSUBSCRIBE found", errNotMaster, sc.addr)
+}
+
+// kick breaks the tracking connection, if any, so that the tracker
+// connects again and checks what its node is now.
+func (t *tracker) kick() {
+	if c := t.cur.Load(); c != nil {
+		(*c).Close()
+	}
 }

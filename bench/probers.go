@@ -120,7 +120,7 @@ func (p *seshProber) Warm(ctx context.Context, tok string) error {
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	return errors.New("100 Gets and none was served from the cache")
+	return fmt.Errorf("100 Gets and none was served from the cache (%+v)", p.a.Stats().Cache)
 }
 
 func (p *seshProber) End(ctx context.Context, tok string) error { return p.b.Die(ctx, tok) }
