@@ -396,6 +396,7 @@ func (c *conn) detach(cmd string, args []any) (any, error) {
 		return nil, err
 	}
 	c.shared, c.cl = false, nil
+	c.addr = "" // the Pool's connection does not say who answers
 	c.c = pc
 	c.cc, _ = pc.(redis.ConnWithContext)
 	queued := cl.cmds

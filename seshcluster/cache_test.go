@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -36,6 +37,9 @@ func cachePair(t *testing.T, o sesh.Options) (a, b *sesh.Store) {
 	}
 	bo := o
 	o.CacheSize, o.CacheMaxStale = 1000, cacheStale
+	if os.Getenv("SESH_TEST_LOG") != "" {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	var err error
 	if a, err = sesh.New(seshcluster.New(newCluster(t)), o); err != nil {
 		t.Fatalf("New with a cache on the Cluster: %v", err)
