@@ -62,7 +62,7 @@ func TestStore(t *testing.T) {
 			// miniredis's clock moves only when told; the index's scores
 			// follow the wall clock, so both move.
 			Advance: func(t *testing.T, d time.Duration) { mr.FastForward(d); time.Sleep(d) },
-			Unit:    20 * time.Millisecond,
+			Unit:    40 * time.Millisecond,
 			Serial:  true,
 		})
 	})
@@ -84,7 +84,7 @@ func TestStore(t *testing.T) {
 			Name:      "miniredis/nobatch",
 			Pool:      p,
 			Advance:   func(t *testing.T, d time.Duration) { mr.FastForward(d); time.Sleep(d) },
-			Unit:      20 * time.Millisecond,
+			Unit:      40 * time.Millisecond,
 			Serial:    true,
 			Pipelines: sesh.NoPipelining,
 		})

@@ -102,6 +102,9 @@ type layout struct {
 
 func clusterLayout(t *testing.T) *layout {
 	t.Helper()
+	if os.Getenv("SESH_CLUSTER_ADDRS") == "" {
+		t.Skip(`SESH_CLUSTER_ADDRS is not set; run scripts/redis-cluster.sh start and eval "$(scripts/env.sh)"`)
+	}
 	var last error
 	for _, addr := range strings.Split(os.Getenv("SESH_CLUSTER_ADDRS"), ",") {
 		c, err := dialNode(addr)
