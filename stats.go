@@ -24,7 +24,7 @@ type Stats struct {
 	Cache CacheStats
 
 	// Batches counts the batches of auto-pipelining (Options.Pipelines);
-	// it is zero until auto-pipelining is wired in.
+	// it is zero with NoPipelining, or while every operation runs alone.
 	Batches BatchStats
 }
 
