@@ -32,12 +32,12 @@ var (
 // defaultName is the cookie name when none is given.
 const defaultName = "sesh"
 
-// DefaultLookupTimeout bounds a lookup when Options.LookupTimeout is zero.
-const DefaultLookupTimeout = time.Second
+// defaultLookupTimeout bounds a lookup when Options.LookupTimeout is zero.
+const defaultLookupTimeout = time.Second
 
 // Options configures Require and Optional. The zero value reads the cookie
-// "sesh", bounds each lookup by [DefaultLookupTimeout], answers refusals
-// with a short text/plain body and logs nothing.
+// "sesh", bounds each lookup by one second, answers refusals with a short
+// text/plain body and logs nothing.
 type Options struct {
 	// Cookie is the name of the cookie read when there is no Bearer
 	// Authorization header.
@@ -68,8 +68,12 @@ type Options struct {
 	// LookupTimeout bounds each call to the Getter: the lookup runs under
 	// the request's context with this timeout, and a lookup that outlives
 	// it is a store failure, answered 503. The next handler still gets the
-	// request's own context. When zero, DefaultLookupTimeout (1 s). When
-	// negative, only the request's context bounds the lookup.
+	// request's own context. When zero, 1 s. When negative, only the
+	// request's context bounds the lookup.
+	//
+	// The bound holds as far as the Getter honours its context. A Store
+	// does, on a pool from [sesh.NewPool]; a *redis.Pool with Dial rather
+	// than DialContext cannot be interrupted while it makes a connection.
 	LookupTimeout time.Duration
 
 	// Error writes the response to a request that the middleware refuses
@@ -136,7 +140,7 @@ func newMiddleware(op string, g Getter, o Options, optional bool) func(http.Hand
 		optional: optional,
 	}
 	if m.timeout == 0 {
-		m.timeout = DefaultLookupTimeout
+		m.timeout = defaultLookupTimeout
 	}
 	if m.refuse == nil {
 		m.refuse = plainError
