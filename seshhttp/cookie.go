@@ -6,11 +6,13 @@ import (
 )
 
 // Cookie describes the cookie that carries a token to a browser. The zero
-// value is a host-only session cookie named "sesh".
+// value is a host-only session cookie named "sesh". Give one Cookie to
+// SetCookie, ClearCookie and [Options.TokenCookie], so that the middleware
+// reads the cookie SetCookie sets.
 //
 // With Domain empty and Insecure false, naming the cookie "__Host-sesh"
-// (and giving Require the same name) makes browsers refuse any cookie of
-// that name planted by a sibling subdomain or over plain HTTP.
+// makes browsers refuse any cookie of that name planted by a sibling
+// subdomain or over plain HTTP.
 type Cookie struct {
 	// Name is the cookie's name. When empty, "sesh". It must be a valid
 	// cookie name.

@@ -2,6 +2,8 @@ package seshhttp_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,7 +76,7 @@ func ExampleRequire() {
 func ExampleSetCookie() {
 	store, stop := newExampleStore()
 	defer stop()
-	cookie := seshhttp.Cookie{MaxAge: time.Hour} // the store's TTL
+	cookie := seshhttp.Cookie{Name: "__Host-sesh", MaxAge: time.Hour} // the store's TTL
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +88,8 @@ func ExampleSetCookie() {
 		}
 		seshhttp.SetCookie(w, cookie, token)
 	})
-	private := seshhttp.Require(store, seshhttp.Options{})
+	// One Cookie, given to Require and to SetCookie and ClearCookie.
+	private := seshhttp.Require(store, seshhttp.Options{TokenCookie: cookie})
 	mux.Handle("GET /me", private(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		userID, _ := seshhttp.UserID(r.Context())
 		fmt.Fprintln(w, userID)
@@ -118,8 +121,94 @@ func ExampleSetCookie() {
 	fmt.Println(logout.Cookies()[0].MaxAge < 0)
 	show(do("GET", "/me", jar)) // the old cookie's token has ended
 	// Output:
-	// sesh 3600 true true
+	// __Host-sesh 3600 true true
 	// 200 OK: alice
 	// true
 	// 401 Unauthorized: unauthorized
+}
+
+func ExampleOptional() {
+	store, stop := newExampleStore()
+	defer stop()
+
+	home := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if userID, ok := seshhttp.UserID(r.Context()); ok {
+			fmt.Fprintf(w, "hello, %s\n", userID)
+			return
+		}
+		fmt.Fprintln(w, "hello, stranger: log in?")
+	})
+	srv := httptest.NewServer(seshhttp.Optional(store, seshhttp.Options{})(home))
+	defer srv.Close()
+
+	token, err := store.Set(context.Background(), "alice")
+	if err != nil {
+		panic(err)
+	}
+	get := func(authorization string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		req.AddCookie(&http.Cookie{Name: "sesh", Value: token})
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		show(res)
+	}
+	get("")                   // the cookie alone
+	get("Bearer " + token)    // the header
+	get("Bearer not-a-token") // a bad header: anonymous, though the cookie is live
+	get("Basic YWxpY2U6cHc=") // another scheme: the cookie is read
+	// Output:
+	// 200 OK: hello, alice
+	// 200 OK: hello, alice
+	// 200 OK: hello, stranger: log in?
+	// 200 OK: hello, alice
+}
+
+func ExampleOptions() {
+	store, stop := newExampleStore()
+	defer stop()
+
+	cookie := seshhttp.Cookie{Name: "__Host-sesh", MaxAge: time.Hour}
+	auth := seshhttp.Require(store, seshhttp.Options{
+		TokenCookie:   cookie,                 // the Cookie SetCookie is given
+		LookupTimeout: 500 * time.Millisecond, // 503 rather than wait longer for Redis
+		// JSON refusals; the status and WWW-Authenticate are Require's.
+		Error: func(w http.ResponseWriter, r *http.Request, err error) {
+			var code string
+			switch {
+			case errors.Is(err, seshhttp.ErrUnavailable):
+				code = "unavailable"
+			case errors.Is(err, seshhttp.ErrInvalidToken):
+				code = "invalid_token"
+			default:
+				code = "login_required"
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]string{"error": code})
+		},
+	})
+	srv := httptest.NewServer(auth(http.NotFoundHandler()))
+	defer srv.Close()
+
+	for _, authorization := range []string{"", "Bearer,not-a-token"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(res.Header.Get("Content-Type"), res.Header.Get("WWW-Authenticate"))
+		show(res)
+	}
+	// Output:
+	// application/json Bearer realm="sesh"
+	// 401 Unauthorized: {"error":"login_required"}
+	// application/json Bearer realm="sesh", error="invalid_token"
+	// 401 Unauthorized: {"error":"invalid_token"}
 }

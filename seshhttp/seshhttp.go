@@ -1,39 +1,3 @@
-// Package seshhttp is net/http middleware for sesh tokens, and the helpers
-// that carry a token in a cookie.
-//
-// [Require] wraps a handler so that it runs only for requests with a live
-// token, and puts the token's user ID in the request context for [UserID]
-// to read. [SetCookie] issues a token to a browser at login and
-// [ClearCookie] takes it back at logout.
-//
-// # Where the token comes from
-//
-// Require reads the token from an "Authorization: Bearer" header (RFC 6750
-// §2.1; the scheme is matched without regard to case) or, when there is
-// none, from a cookie. When a request carries both, the header wins, even
-// when its token is not live. A request with two Bearer headers, or two
-// cookies of the name, is refused as ambiguous. An Authorization header of
-// another scheme, such as Basic, is ignored, and the cookie is read instead.
-// The README says why.
-//
-// # Responses
-//
-// A request without a token gets 401 with
-//
-//	WWW-Authenticate: Bearer realm="sesh"
-//
-// and no error attribute, as RFC 6750 §3.1 asks of a request that lacks
-// authentication or uses an unsupported scheme. A token that is malformed,
-// unknown, expired or ended, or whose stored value fails to decrypt, gets
-// 401 with error="invalid_token", which tells a client to authenticate
-// again. Require never answers 400 invalid_request: every failed credential
-// is one the client should replace, not a bug it should fix.
-//
-// When the store cannot answer (Redis down, a timeout), the request gets 503
-// with "Retry-After: 1": the middleware fails closed and never lets a request
-// through that it could not check. Every one of these responses has
-// "Cache-Control: no-store" and a short fixed body that never holds the
-// token.
 package seshhttp
 
 import (
@@ -46,7 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+	"time"
 
 	"github.com/seshkit/sesh"
 )
@@ -68,38 +32,119 @@ var (
 // defaultName is the cookie name when none is given.
 const defaultName = "sesh"
 
-// Options configures Require. The zero value reads the cookie "sesh" and
-// logs nothing.
+// defaultLookupTimeout bounds a lookup when Options.LookupTimeout is zero.
+const defaultLookupTimeout = time.Second
+
+// Options configures Require and Optional. The zero value reads the cookie
+// "sesh", bounds each lookup by one second, answers refusals with a short
+// text/plain body and logs nothing.
 type Options struct {
 	// Cookie is the name of the cookie read when there is no Bearer
-	// Authorization header. When empty, "sesh". It must be a valid cookie
-	// name, and should match Cookie.Name given to SetCookie.
+	// Authorization header.
+	//
+	// Deprecated: Set TokenCookie to the Cookie given to SetCookie, so
+	// that the name is written once. Cookie is still read when
+	// TokenCookie.Name is empty; when both are set they must be equal, or
+	// Require panics.
 	Cookie string
 
+	// TokenCookie describes the cookie that carries the token: give it the
+	// same Cookie as SetCookie and ClearCookie. The middleware reads the
+	// cookie named TokenCookie.Name (when empty, Cookie, and when that is
+	// empty too, "sesh"), and ignores the other fields, which only
+	// matter when a cookie is set. The name must be a valid cookie name.
+	TokenCookie Cookie
+
 	// Logger receives one Error record per store failure (a request
-	// answered 503, unless its client hung up) and one Warn record per stored value that fails to
-	// decrypt, which points at a wrong or dropped Crypt key. Each record
-	// has op, err and token_hash: an HMAC of the token under a key drawn
-	// at random by Require, so that records about one token can be matched
-	// while it runs, but the token can neither be read back nor confirmed
-	// from the logs. The token itself is never logged. When nil, nothing is
-	// logged.
+	// answered 503, unless its client hung up) and one Warn record per
+	// stored value that fails to decrypt, which points at a wrong or
+	// dropped Crypt key. Each record has op, err and token_hash: an HMAC
+	// of the token under a key drawn at random by Require, so that records
+	// about one token can be matched while it runs, but the token can
+	// neither be read back nor confirmed from the logs. The token itself
+	// is never logged. When nil, nothing is logged.
 	Logger *slog.Logger
+
+	// LookupTimeout bounds each call to the Getter: the lookup runs under
+	// the request's context with this timeout, and a lookup that outlives
+	// it is a store failure, answered 503. The next handler still gets the
+	// request's own context. When zero, 1 s. When negative, only the
+	// request's context bounds the lookup.
+	//
+	// The bound holds as far as the Getter honours its context. A Store
+	// does, on a pool from [sesh.NewPool]; a *redis.Pool with Dial rather
+	// than DialContext cannot be interrupted while it makes a connection.
+	LookupTimeout time.Duration
+
+	// Error writes the response to a request that the middleware refuses
+	// instead of passing it on. err is ErrNoToken or ErrInvalidToken for a
+	// 401, and ErrUnavailable for a 503; it never holds the token.
+	//
+	// Before Error runs, w's header holds the refusal's headers:
+	// WWW-Authenticate (401), Retry-After (503) and "Cache-Control:
+	// no-store". Error adds its own, such as Content-Type, and writes the
+	// body. The status and those headers are the middleware's: they are
+	// sent as they are, whatever code Error gives WriteHeader, and even
+	// when Error writes nothing. Error must not echo the request's
+	// Authorization header or cookies, which hold the token.
+	//
+	// When nil, the body is "unauthorized" or "service unavailable" as
+	// text/plain, as [http.Error] writes it.
+	Error func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // Require returns middleware that admits only requests with a live token.
-// It calls g.Get once per request with the request's context, and runs the
-// next handler with the user ID and the token in that context, for UserID
-// and Token to read. Every other request is answered as the package
-// documentation describes, and never reaches the next handler.
+// It calls g.Get once per request, under the request's context and
+// Options.LookupTimeout, and runs the next handler with the user ID and
+// the token in the request's context, for UserID and Token to read. Every
+// other request is answered as the package documentation describes, and
+// never reaches the next handler.
 //
-// Require panics if g is nil or o.Cookie is not a valid cookie name.
+// Require panics if g is nil, if the cookie's name is not a valid cookie
+// name, or if o.Cookie and o.TokenCookie.Name are both set and differ.
 func Require(g Getter, o Options) func(http.Handler) http.Handler {
+	return newMiddleware("require", g, o, false)
+}
+
+// Optional returns middleware for pages that work with or without a
+// session. A request with a live token reaches the next handler as
+// through Require, with its user ID and token in the context. Every other
+// request it could check reaches the next handler anonymously, with
+// nothing in the context, so that UserID returns false:
+//   - a request without a credential;
+//   - a request whose credential is malformed, ambiguous, unknown,
+//     expired or ended, or fails to decrypt. The credential is ignored,
+//     not replaced: a request whose Bearer header is refused is served
+//     anonymously even when it also carries a live cookie, since an
+//     ambient credential never overrides an explicit one.
+//
+// A request whose token the store could not check (Redis down, a lookup
+// past Options.LookupTimeout) gets 503, as with Require: serving it
+// anonymously would tell a signed-in user that they are signed out.
+//
+// Optional panics where Require does.
+func Optional(g Getter, o Options) func(http.Handler) http.Handler {
+	return newMiddleware("optional", g, o, true)
+}
+
+func newMiddleware(op string, g Getter, o Options, optional bool) func(http.Handler) http.Handler {
 	if g == nil {
-		panic("seshhttp: require: Getter is nil")
+		panic("seshhttp: " + op + ": Getter is nil")
 	}
-	name := cookieName(o.Cookie)
-	m := &middleware{g: g, cookie: name, log: o.Logger}
+	m := &middleware{
+		g:        g,
+		cookie:   optionsCookie(o),
+		log:      o.Logger,
+		timeout:  o.LookupTimeout,
+		refuse:   o.Error,
+		optional: optional,
+	}
+	if m.timeout == 0 {
+		m.timeout = defaultLookupTimeout
+	}
+	if m.refuse == nil {
+		m.refuse = plainError
+	}
 	// The salt only has to hide tokens from whoever reads the logs, so it
 	// need not outlive the process. crypto/rand.Read never fails.
 	rand.Read(m.salt[:])
@@ -111,24 +156,42 @@ func Require(g Getter, o Options) func(http.Handler) http.Handler {
 }
 
 type middleware struct {
-	g      Getter
-	cookie string
-	log    *slog.Logger
-	salt   [32]byte
+	g        Getter
+	cookie   string
+	log      *slog.Logger
+	timeout  time.Duration // negative: none
+	refuse   func(http.ResponseWriter, *http.Request, error)
+	optional bool // pass refused credentials on anonymously
+	salt     [32]byte
 }
 
 func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	token, status := m.token(r)
-	switch status {
-	case missing:
-		unauthorized(w, `Bearer realm="sesh"`)
-		return
-	case invalid:
-		unauthorized(w, `Bearer realm="sesh", error="invalid_token"`)
-		return
+	token, err := m.token(r)
+	var userID string
+	if err == nil {
+		userID, err = m.lookup(r.Context(), token)
 	}
-	ctx := r.Context()
-	userID, err := m.g.Get(ctx, token)
+	switch {
+	case err == nil:
+		ctx := context.WithValue(r.Context(), authKey{}, auth{userID: userID, token: token})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	case m.optional && !errors.Is(err, ErrUnavailable):
+		next.ServeHTTP(w, r)
+	default:
+		m.respond(w, r, err)
+	}
+}
+
+// lookup asks the Getter for token's user ID, within the lookup bound. Its
+// error is ErrInvalidToken or ErrUnavailable.
+func (m *middleware) lookup(ctx context.Context, token string) (string, error) {
+	gctx := ctx
+	if m.timeout > 0 {
+		var cancel context.CancelFunc
+		gctx, cancel = context.WithTimeout(ctx, m.timeout)
+		defer cancel()
+	}
+	userID, err := m.g.Get(gctx, token)
 	if err == nil && userID == "" {
 		// No store of sesh's returns this; a Getter that does is broken,
 		// and an empty identity must not pass for a user.
@@ -136,79 +199,19 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 	}
 	switch {
 	case err == nil:
-		ctx = context.WithValue(ctx, authKey{}, auth{userID: userID, token: token})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		return userID, nil
 	case errors.Is(err, sesh.ErrNotFound):
-		unauthorized(w, `Bearer realm="sesh", error="invalid_token"`)
+		return "", ErrInvalidToken
 	case errors.Is(err, sesh.ErrDecrypt):
 		m.report(ctx, slog.LevelWarn, "seshhttp: stored value failed to decrypt", token, err)
-		unauthorized(w, `Bearer realm="sesh", error="invalid_token"`)
-	default:
-		// A client that hung up is no store failure; it gets the same
-		// answer, which nobody reads.
-		if !errors.Is(ctx.Err(), context.Canceled) {
-			m.report(ctx, slog.LevelError, "seshhttp: token lookup failed", token, err)
-		}
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Retry-After", "1")
-		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return "", ErrInvalidToken
 	}
-}
-
-// outcome is what reading a request's token found.
-type outcome int
-
-const (
-	found   outcome = iota
-	missing         // no credential of ours: 401 without an error attribute
-	invalid         // a credential of ours that cannot be a token: 401 invalid_token
-)
-
-// token reads the request's token, header first, then cookie.
-func (m *middleware) token(r *http.Request) (string, outcome) {
-	var token string
-	n := 0
-	for _, v := range r.Header.Values("Authorization") {
-		if t, ok := bearer(v); ok {
-			token = t
-			n++
-		}
+	// A client that hung up is no store failure; it gets the same answer,
+	// which nobody reads. A lookup past its own bound is one.
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		m.report(ctx, slog.LevelError, "seshhttp: token lookup failed", token, err)
 	}
-	switch {
-	case n > 1:
-		return "", invalid
-	case n == 1 && token == "":
-		return "", invalid
-	case n == 1:
-		return token, found
-	}
-	cs := r.CookiesNamed(m.cookie)
-	switch {
-	case len(cs) > 1:
-		return "", invalid
-	case len(cs) == 0 || cs[0].Value == "":
-		return "", missing
-	}
-	return cs[0].Value, found
-}
-
-// bearer returns the credentials of an Authorization field value, and
-// whether its scheme is Bearer (RFC 7235 §2.1: the scheme is
-// case-insensitive and one or more spaces follow it).
-func bearer(v string) (string, bool) {
-	scheme, rest, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimLeft(rest, " "), true
-}
-
-func unauthorized(w http.ResponseWriter, challenge string) {
-	h := w.Header()
-	h.Set("WWW-Authenticate", challenge)
-	h.Set("Cache-Control", "no-store")
-	http.Error(w, "unauthorized", http.StatusUnauthorized)
+	return "", ErrUnavailable
 }
 
 // report logs a failed lookup of token, naming the token by its hash.
@@ -230,24 +233,37 @@ func (m *middleware) hash(token string) string {
 	return hex.EncodeToString(mac.Sum(nil)[:8])
 }
 
-// authKey is the context key of what Require accepted.
+// authKey is the context key of what the middleware accepted.
 type authKey struct{}
 
 type auth struct{ userID, token string }
 
-// UserID returns the user ID that Require put into ctx, and false when ctx
-// did not come through Require.
+// UserID returns the user ID that Require or Optional put into ctx, and
+// false when ctx did not come through either with a live token.
 func UserID(ctx context.Context) (string, bool) {
 	a, ok := ctx.Value(authKey{}).(auth)
 	return a.userID, ok
 }
 
-// Token returns the token that Require accepted, and false when ctx did
-// not come through Require. Handlers need it to end the session
-// ([sesh.Store.Die]) or replace it ([sesh.Store.Rotate]).
+// Token returns the token that Require or Optional accepted, and false
+// when ctx did not come through either with a live token. Handlers need
+// it to end the session ([sesh.Store.Die]) or replace it
+// ([sesh.Store.Rotate]).
 func Token(ctx context.Context) (string, bool) {
 	a, ok := ctx.Value(authKey{}).(auth)
 	return a.token, ok
+}
+
+// optionsCookie returns the name of the cookie o reads: TokenCookie.Name,
+// else the deprecated Cookie, else the default.
+func optionsCookie(o Options) string {
+	switch {
+	case o.TokenCookie.Name == "":
+		return cookieName(o.Cookie)
+	case o.Cookie == "" || o.Cookie == o.TokenCookie.Name:
+		return cookieName(o.TokenCookie.Name)
+	}
+	panic(fmt.Sprintf("seshhttp: Options.Cookie %q and Options.TokenCookie.Name %q differ", o.Cookie, o.TokenCookie.Name))
 }
 
 // cookieName returns name, or the default for "", and panics when it is

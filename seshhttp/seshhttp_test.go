@@ -59,6 +59,7 @@ type result struct {
 	header  http.Header
 	body    string
 	ran     bool   // the next handler ran
+	authed  bool   // the next handler saw a user
 	userID  string // as the next handler saw it
 	token   string // as the next handler saw it
 	records []map[string]any
@@ -68,6 +69,15 @@ type result struct {
 // saw, and checks that no response carries any of the tokens in secrets.
 func serve(t *testing.T, g seshhttp.Getter, o seshhttp.Options, r *http.Request, secrets ...string) result {
 	t.Helper()
+	return serveThrough(t, seshhttp.Require, g, o, r, secrets...)
+}
+
+// middleware is Require or Optional.
+type middleware func(seshhttp.Getter, seshhttp.Options) func(http.Handler) http.Handler
+
+// serveThrough is serve through mw.
+func serveThrough(t *testing.T, mw middleware, g seshhttp.Getter, o seshhttp.Options, r *http.Request, secrets ...string) result {
+	t.Helper()
 	var logs bytes.Buffer
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
@@ -75,13 +85,14 @@ func serve(t *testing.T, g seshhttp.Getter, o seshhttp.Options, r *http.Request,
 	var res result
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res.ran = true
-		res.userID, _ = seshhttp.UserID(r.Context())
+		res.userID, res.authed = seshhttp.UserID(r.Context())
 		res.token, _ = seshhttp.Token(r.Context())
 		fmt.Fprintln(w, "welcome")
 	})
 	rec := httptest.NewRecorder()
-	seshhttp.Require(g, o)(next).ServeHTTP(rec, r)
-	res.code, res.header, res.body = rec.Code, rec.Header(), rec.Body.String()
+	mw(g, o)(next).ServeHTTP(rec, r)
+	// What was sent: the header as it stood when the status was written.
+	res.code, res.header, res.body = rec.Code, rec.Result().Header, rec.Body.String()
 	for _, s := range secrets {
 		if strings.Contains(res.body, s) {
 			t.Errorf("response body %q holds a token", res.body)
@@ -139,7 +150,7 @@ func checkAdmitted(t *testing.T, res result, userID, tok string) {
 	if res.code != http.StatusOK || !res.ran {
 		t.Fatalf("got %d, next ran %v; want 200 from next", res.code, res.ran)
 	}
-	if res.userID != userID || res.token != tok {
+	if !res.authed || res.userID != userID || res.token != tok {
 		t.Errorf("next saw user %q token %q, want %q %q", res.userID, res.token, userID, tok)
 	}
 }
@@ -237,6 +248,22 @@ func TestRequireReadsTheToken(t *testing.T) {
 			req: get(nil, cookie(alice), cookie(bob)), refusal: rejected},
 		{name: "a token with a space in it is invalid",
 			req: get(bearer(alice + " " + bob)), refusal: rejected},
+
+		{name: "a tab after the scheme carries the header's token, not the cookie's",
+			req:  get(map[string][]string{"Authorization": {"Bearer\t" + bob}}, cookie(alice)),
+			user: "bob", token: bob},
+		{name: "a tab after an upper-case scheme carries the header's token",
+			req:  get(map[string][]string{"Authorization": {"BEARER\t" + bob}}, cookie(alice)),
+			user: "bob", token: bob},
+		{name: "a comma after the scheme is malformed, not the cookie's turn",
+			req: get(map[string][]string{"Authorization": {"Bearer," + bob}}, cookie(alice)), refusal: rejected},
+		{name: "a lowercase bearer alone is malformed, not the cookie's turn",
+			req: get(map[string][]string{"Authorization": {"bearer"}}, cookie(alice)), refusal: rejected},
+		{name: "a token followed by a parameter is malformed",
+			req: get(map[string][]string{"Authorization": {"Bearer " + bob + ", realm=x"}}, cookie(alice)), refusal: rejected},
+		{name: "BearerX is another scheme, ignored for the cookie",
+			req:  get(map[string][]string{"Authorization": {"BearerX " + bob}}, cookie(alice)),
+			user: "alice", token: alice},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -420,6 +447,12 @@ func TestRequireAsksTheGetterOnlyForOneToken(t *testing.T) {
 		{"two Bearer headers are refused unasked",
 			get(map[string][]string{"Authorization": {"Bearer " + tok, "bearer " + tok}}), rejected},
 		{"two cookies are refused unasked", get(nil, cookie(tok), cookie(tok)), rejected},
+		{"a comma after Bearer is refused unasked",
+			get(map[string][]string{"Authorization": {"Bearer," + tok}}), rejected},
+		{"a token that is no token68 is refused unasked",
+			get(map[string][]string{"Authorization": {"Bearer " + tok + ";x"}}), rejected},
+		{"a Bearer header with a tab and nothing else is refused unasked",
+			get(map[string][]string{"Authorization": {"Bearer\t"}}), rejected},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -625,7 +658,7 @@ func TestSetCookieIsReadByRequire(t *testing.T) {
 			for _, hc := range rec.Result().Cookies() {
 				r.AddCookie(hc)
 			}
-			res := serve(t, s, seshhttp.Options{Cookie: c.Name}, r, tok)
+			res := serve(t, s, seshhttp.Options{TokenCookie: c}, r, tok)
 			checkAdmitted(t, res, "alice", tok)
 		})
 	}

@@ -5,7 +5,8 @@
 //
 // Its one user is "demo", with the password "demo":
 //
-//	POST /login       {"user":"demo","password":"demo"} -> 200 {"token":"..."}, and the cookie
+//	POST /login       {"user":"demo","password":"demo"} -> 200 {"token":"..."}, and the cookie;
+//	                  the body must be sent as Content-Type: application/json (415 otherwise)
 //	GET  /me          -> 200 {"user":"demo"}
 //	POST /rotate      -> 200 {"token":"..."}, and the cookie: a fresh token; the old one ends
 //	POST /logout      -> 204: the token ends, the cookie is cleared
@@ -13,8 +14,9 @@
 //
 // Every endpoint but /login needs a live token, sent as
 // "Authorization: Bearer TOKEN" or as the cookie "sesh"; without one it
-// answers 401, and 503 when Redis cannot answer. On start it prints the
-// address it listens on and curl commands for each endpoint.
+// answers 401, and 503 when Redis cannot answer within a second, each with
+// a JSON body {"error":"..."}. On start it prints the address it listens
+// on and curl commands for each endpoint.
 //
 // Tokens live 30 minutes without use, renewed by every request, and 12
 // hours at most. They are kept in an embedded miniredis, which forgets them
@@ -24,8 +26,18 @@
 //
 // The cookie is SameSite=Lax, which keeps other sites from sending it with
 // their POST requests; it lacks the Secure attribute only when the request
-// came over plain HTTP, as on localhost. SIGINT or SIGTERM stops the server
-// after the requests in flight.
+// came over plain HTTP, as on localhost.
+//
+// /login needs no cookie, so SameSite does not guard it: a page on another
+// site could post the attacker's user and password to it from the
+// victim's browser, and log the victim in as the attacker (login CSRF).
+// Such a page can send only what an HTML form sends:
+// application/x-www-form-urlencoded, multipart/form-data or text/plain,
+// and text/plain can carry a JSON text. To send application/json it needs
+// a CORS preflight, which this server never grants. So /login refuses any
+// other Content-Type with 415, before it reads the body.
+//
+// SIGINT or SIGTERM stops the server after the requests in flight.
 package main
 
 import (
@@ -39,6 +51,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -168,7 +181,7 @@ func keys(log *slog.Logger) ([][]byte, error) {
 // routes returns the API; every endpoint but /login is behind Require.
 func routes(s *sesh.Crypt, log *slog.Logger) http.Handler {
 	a := &api{s: s, log: log}
-	auth := seshhttp.Require(s, seshhttp.Options{Cookie: cookieName, Logger: log})
+	auth := seshhttp.Require(s, seshhttp.Options{TokenCookie: tokenCookie, Logger: log, Error: refuse})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", a.login)
 	mux.Handle("GET /me", auth(http.HandlerFunc(a.me)))
@@ -184,6 +197,11 @@ type api struct {
 }
 
 func (a *api) login(w http.ResponseWriter, r *http.Request) {
+	// Only JSON, which no cross-site form can send: see the package doc.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send the body as Content-Type: application/json"})
+		return
+	}
 	var body struct{ User, Password string }
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"user":"...","password":"..."}`})
@@ -247,11 +265,29 @@ func (a *api) logoutAll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
 }
 
-// cookie describes the token's cookie for r: Secure unless r came over
-// plain HTTP, and kept as long as a token can live, since every request
+// tokenCookie describes the token's cookie, for Require to read and
+// SetCookie to set: kept as long as a token can live, since every request
 // renews its idle TTL.
+var tokenCookie = seshhttp.Cookie{Name: cookieName, MaxAge: maxAge}
+
+// cookie is tokenCookie for r: Secure unless r came over plain HTTP.
 func cookie(r *http.Request) seshhttp.Cookie {
-	return seshhttp.Cookie{Name: cookieName, MaxAge: maxAge, Insecure: r.TLS == nil}
+	c := tokenCookie
+	c.Insecure = r.TLS == nil
+	return c
+}
+
+// refuse answers in JSON the requests Require refuses; Require sets their
+// status and WWW-Authenticate.
+func refuse(w http.ResponseWriter, _ *http.Request, err error) {
+	status, msg := http.StatusUnauthorized, "log in first"
+	switch {
+	case errors.Is(err, seshhttp.ErrUnavailable):
+		status, msg = http.StatusServiceUnavailable, "service unavailable"
+	case errors.Is(err, seshhttp.ErrInvalidToken):
+		msg = "invalid token: log in again"
+	}
+	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 // unavailable answers 503, as Require does when the store cannot answer.
@@ -271,7 +307,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // printCurls prints a session to paste into a shell, one endpoint a step.
 func printCurls(w io.Writer, base string) {
-	const login = `TOKEN=$(curl -s -d '{"user":"demo","password":"demo"}' %[1]s/login | sed -E 's/.*"token":"([^"]*)".*/\1/')`
+	const login = `TOKEN=$(curl -s -H 'Content-Type: application/json' -d '{"user":"demo","password":"demo"}' %[1]s/login | sed -E 's/.*"token":"([^"]*)".*/\1/')`
 	const bearer = `-H "Authorization: Bearer $TOKEN"`
 	fmt.Fprintf(w, `Try it:
 

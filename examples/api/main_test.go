@@ -28,8 +28,12 @@ func TestAPI(t *testing.T) {
 	if status, _ := c.do("POST", "/login", "", `{"user":`); status != http.StatusBadRequest {
 		t.Errorf("login with broken JSON: %d, want 400", status)
 	}
-	if status, _ := c.do("GET", "/me", "", ""); status != http.StatusUnauthorized {
-		t.Errorf("me without a token: %d, want 401", status)
+	if status, body := c.do("GET", "/me", "", ""); status != http.StatusUnauthorized || body["error"] != "log in first" {
+		t.Errorf("me without a token: %d %v, want 401 and a JSON error", status, body)
+	}
+	if status, body := c.do("GET", "/me", "not-a-token", ""); status != http.StatusUnauthorized ||
+		body["error"] != "invalid token: log in again" {
+		t.Errorf("me with a malformed token: %d %v, want 401 and a JSON error", status, body)
 	}
 
 	t.Run("login sets a cookie that works over plain HTTP", func(t *testing.T) {
@@ -229,6 +233,9 @@ func (c *client) raw(method, path, token, body string) *http.Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -259,4 +266,86 @@ func (c *client) login() string {
 		c.t.Fatalf("login: %d %v, want 200 and a token", status, body)
 	}
 	return tok
+}
+
+// TestLoginTakesOnlyJSON checks the guard against login CSRF: /login
+// refuses every body a cross-site HTML form can send, even one that holds
+// the right JSON, and sets no cookie.
+func TestLoginTakesOnlyJSON(t *testing.T) {
+	srv := start(t, build(t))
+	const creds = `{"user":"demo","password":"demo"}`
+	tests := []struct {
+		name        string
+		contentType string // "" for none
+		body        string
+		status      int
+	}{
+		{"a text/plain form's JSON text is refused", "text/plain", creds, http.StatusUnsupportedMediaType},
+		{"a text/plain form's JSON text with a padding field is refused", "text/plain",
+			`{"user":"demo","password":"demo","x":"="}`, http.StatusUnsupportedMediaType},
+		{"a urlencoded form is refused", "application/x-www-form-urlencoded", creds, http.StatusUnsupportedMediaType},
+		{"a multipart form is refused", "multipart/form-data; boundary=x", creds, http.StatusUnsupportedMediaType},
+		{"a body without a Content-Type is refused", "", creds, http.StatusUnsupportedMediaType},
+		{"a malformed Content-Type is refused", "application/json;;", creds, http.StatusUnsupportedMediaType},
+		{"JSON logs in", "application/json", creds, http.StatusOK},
+		{"JSON with a charset logs in", "application/json; charset=utf-8", creds, http.StatusOK},
+		{"an upper-case JSON media type logs in", "Application/JSON", creds, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("POST", srv.base+"/login", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]string
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d %v, want %d", resp.StatusCode, body, tt.status)
+			}
+			if tt.status == http.StatusOK {
+				return
+			}
+			if len(resp.Cookies()) != 0 || body["token"] != "" {
+				t.Errorf("a refused login set %v and answered %v", resp.Cookies(), body)
+			}
+			if body["error"] == "" {
+				t.Errorf("answered %v, want a JSON error", body)
+			}
+		})
+	}
+}
+
+// TestCurlPrintout runs the curl session the server prints, as a user
+// pasting it into a shell would, and checks what it prints.
+func TestCurlPrintout(t *testing.T) {
+	for _, tool := range []string{"sh", "curl", "sed"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s: %v", tool, err)
+		}
+	}
+	srv := start(t, build(t))
+	var printout strings.Builder
+	printCurls(&printout, srv.base)
+	script, ok := strings.CutPrefix(printout.String(), "Try it:\n")
+	if !ok {
+		t.Fatalf("the printout does not start with \"Try it:\":\n%s", printout.String())
+	}
+	cmd := exec.Command("sh", "-eu", "-c", script)
+	cmd.Env = append(os.Environ(), "NO_PROXY=*", "no_proxy=*")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the printout failed: %v\n%s\nscript:\n%s", err, out, script)
+	}
+	want := `{"user":"demo"}` + "\n204\n" + `{"ended":1}` + "\n"
+	if string(out) != want {
+		t.Errorf("the printout printed\n%s\nwant\n%s\nscript:\n%s", out, want, script)
+	}
 }
