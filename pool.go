@@ -113,17 +113,16 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 	return network, addr, opts, nil
 }
 
-// atAfterHost reports whether rawurl has an authority with no '@' and an
-// '@' after it, in its path or query: the mark of a password whose '/' or
-// '?' cut the host short. A URL with no authority, such as
-// unix:///run/a@b.sock, may have an '@' in its path.
+// atAfterHost reports whether rawurl has an '@' after an authority that
+// has none, in its path or query: the mark of a password whose '/' or '?'
+// cut the host short. So a socket path may not hold an '@'.
 func atAfterHost(rawurl string) bool {
 	_, rest, ok := strings.Cut(rawurl, "://")
 	if !ok {
 		return false
 	}
 	end := strings.IndexAny(rest, "/?")
-	if end <= 0 {
+	if end < 0 {
 		return false
 	}
 	return !strings.Contains(rest[:end], "@") && strings.Contains(rest[end:], "@")

@@ -47,7 +47,7 @@ func TestParseURL(t *testing.T) {
 		{"redis://u:hun#ter2@127.0.0.1:6379", "", "", "percent-encode"},
 		{"redis://hun/ter2@127.0.0.1:6379", "", "", "percent-encode"},
 		{"unix://u:hun/ter2@/run/redis.sock", "", "", "percent-encode"},
-		{"unix:///run/a@b.sock", "unix", "/run/a@b.sock", ""},
+		{"unix:///hun@ter2/run/redis.sock", "", "", "percent-encode"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			network, addr, err := sesh.ParseURL(tc.url)
