@@ -109,9 +109,9 @@ func (noPool) GetContext(context.Context) (redis.Conn, error) {
 	return nil, errors.New("no connection")
 }
 
-// open returns the Store o describes over pool, or a Crypt over it when
+// openStore returns the Store o describes over pool, or a Crypt over it when
 // there are keys. Its errors come from Redis: options has checked the rest.
-func open(pool sesh.Pool, o sesh.Options, keys [][]byte) (sesh.TokenStore, error) {
+func openStore(pool sesh.Pool, o sesh.Options, keys [][]byte) (sesh.TokenStore, error) {
 	s, err := sesh.New(pool, o)
 	switch {
 	case err != nil:
@@ -357,7 +357,7 @@ func (o op) exec(ctx context.Context, c *cli, in input) int {
 		return c.fail(ctx, o.name, err)
 	}
 	defer b.close()
-	s, err := open(b, in.o, in.keys)
+	s, err := openStore(b, in.o, in.keys)
 	if err != nil {
 		return c.fail(ctx, o.name, err)
 	}
