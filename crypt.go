@@ -92,7 +92,7 @@ func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 		return nil, errors.New("sesh: newcrypt: Store is nil")
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("sesh: newcrypt: no keys; make one with sesh keygen or KeyFromSecret")
+		return nil, errors.New("sesh: newcrypt: no keys; make one with sesh keygen and ParseKey, or with KeyFromSecret")
 	}
 	c := &Crypt{s: s}
 	for i, k := range keys {
@@ -121,6 +121,12 @@ func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 // KeyFromSecret derives a 32-byte key from a high-entropy secret with
 // HKDF-SHA256. Equal secrets give equal keys, whatever the Store's Prefix.
 // It refuses a secret shorter than 32 bytes: a password is not a secret.
+//
+// KeyFromSecret is for a secret that an application already has, such as
+// one its secret manager holds. It does not decode a key printed by
+// "sesh keygen": given that text it derives another key, which the sesh
+// command, reading the same text from SESH_KEYS, does not have. Decode
+// keygen's output with ParseKey.
 func KeyFromSecret(secret string) ([]byte, error) {
 	if len(secret) < minSecret {
 		return nil, fmt.Errorf("sesh: keyfromsecret: secret is %d bytes, want at least %d random bytes; make one with `sesh keygen` or `openssl rand -base64 32`", len(secret), minSecret)
@@ -171,6 +177,14 @@ func (c *Crypt) Count(ctx context.Context, userID string) (int, error) {
 func (c *Crypt) Rotate(ctx context.Context, token string) (string, error) {
 	return c.s.runRotate(ctx, c, token)
 }
+
+// Stats returns the counters of the Store beneath c, which it shares with
+// every Crypt over that Store. See Store.Stats.
+func (c *Crypt) Stats() Stats { return c.s.Stats() }
+
+// Close closes the Store beneath c, for c and every other user of that
+// Store. See Store.Close.
+func (c *Crypt) Close() error { return c.s.Close() }
 
 // seal encrypts userID under keys[0] with a fresh random nonce. The
 // associated data binds it to the version, the key ID and the Redis key.

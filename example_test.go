@@ -185,7 +185,7 @@ func ExampleStore_Stats() {
 	fmt.Printf("%+v\n", st.Errors)
 	// Output:
 	// {Set:1 Get:2 Liv:0 Die:1 DieAll:0 Count:0 Rotate:0}
-	// {NotFound:1 Decrypt:0 NotReplicated:0 Context:0 Other:0}
+	// {NotFound:1 Decrypt:0 NotReplicated:0 Context:0 InvalidUser:0 Other:0}
 }
 
 // A Hook that times each operation; seshotel's starts a span and records a
@@ -214,4 +214,59 @@ func ExampleHook() {
 	// die: 1 round trip(s), cached false, error <nil>
 	// get: 1 round trip(s), cached false, error sesh: token not found
 	// get: 0 round trip(s), cached false, error sesh: token not found
+}
+
+// The path from "sesh keygen" to a Crypt: the application reads the key
+// that keygen printed, as the sesh command reads SESH_KEYS, and decodes it
+// with ParseKey. Both then open what the other sealed.
+func ExampleParseKey() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	// What "sesh keygen" printed, kept in the app's secret store; a real
+	// app reads it from there or from the environment.
+	const printed = "kPe1UvW0Rk2Vj7iQb8f9Z3xYcL4mN6oA1sD2gH5jK8E"
+	key, err := sesh.ParseKey(printed)
+	if err != nil {
+		panic(err)
+	}
+	s, _ := sesh.New(pool, sesh.Options{})
+	c, err := sesh.NewCrypt(s, key)
+	if err != nil {
+		panic(err)
+	}
+	token, _ := c.Set(ctx, "alice")
+	fmt.Println(c.Get(ctx, token))
+
+	// KeyFromSecret derives a different key from the same text: a Crypt
+	// made with it cannot open what the keygen key sealed.
+	derived, _ := sesh.KeyFromSecret(printed)
+	other, _ := sesh.NewCrypt(s, derived)
+	_, err = other.Get(ctx, token)
+	fmt.Println(errors.Is(err, sesh.ErrDecrypt))
+
+	_, err = sesh.ParseKey("not a key")
+	fmt.Println(err)
+	// Output:
+	// alice <nil>
+	// true
+	// sesh: parsekey: not the base64 of 32 bytes; make a key with sesh keygen
+}
+
+// An application tells a user ID that no token can have from a failing
+// Redis, so that it answers 400 rather than 503.
+func ExampleErrInvalidUser() {
+	pool, stop := embedded()
+	defer stop()
+
+	s, _ := sesh.New(pool, sesh.Options{})
+	_, err := s.Set(context.Background(), "")
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, sesh.ErrInvalidUser))
+	fmt.Println(s.Stats().Errors.InvalidUser)
+	// Output:
+	// sesh: set: invalid user ID: it is empty
+	// true
+	// 1
 }

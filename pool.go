@@ -70,20 +70,21 @@ func NewPool(rawurl string) (*redis.Pool, error) {
 // parseURL turns a Redis URL into dial arguments. TLS options are set here
 // and nowhere else, so nothing can contradict the scheme.
 func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err error) {
+	// An unencoded '/', '?' or '#' in a password ends the host early: the
+	// password's start becomes the host, which url.Parse may refuse as a bad
+	// port and a dial error would show, and the '@' lands in the path,
+	// query or fragment. So this is checked before url.Parse.
+	if strings.Contains(rawurl, "#") {
+		return "", "", nil, fmt.Errorf("URL %q has a fragment; percent-encode any '/', '?' or '#' in the password", redact.URL(rawurl))
+	}
+	if atAfterHost(rawurl) {
+		return "", "", nil, fmt.Errorf("URL %q has an '@' after its host; percent-encode any '/', '?' or '#' in the password", redact.URL(rawurl))
+	}
 	u, err := url.Parse(rawurl)
 	if err != nil {
 		// url.Error quotes the URL, and its cause may quote part of the
 		// password: name only the kind of fault.
 		return "", "", nil, fmt.Errorf("URL %q does not parse: %s", redact.URL(rawurl), parseFault(err))
-	}
-	// An unencoded '/', '?' or '#' in a password ends the host early: the
-	// password's start becomes the host, which a dial error would show, and
-	// the '@' lands in the path, query or fragment.
-	if strings.Contains(rawurl, "#") {
-		return "", "", nil, fmt.Errorf("URL %q has a fragment; percent-encode any '/', '?' or '#' in the password", redact.URL(rawurl))
-	}
-	if strings.Contains(u.Path+u.RawQuery, "@") {
-		return "", "", nil, fmt.Errorf("URL %q has an '@' after its host; percent-encode any '/', '?' or '#' in the password", redact.URL(rawurl))
 	}
 	opts = credentials(u)
 	var db int
@@ -112,6 +113,21 @@ func parseURL(rawurl string) (network, addr string, opts []redis.DialOption, err
 	return network, addr, opts, nil
 }
 
+// atAfterHost reports whether rawurl has an '@' after an authority that
+// has none, in its path or query: the mark of a password whose '/' or '?'
+// cut the host short. So a socket path may not hold an '@'.
+func atAfterHost(rawurl string) bool {
+	_, rest, ok := strings.Cut(rawurl, "://")
+	if !ok {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		return false
+	}
+	return !strings.Contains(rest[:end], "@") && strings.Contains(rest[end:], "@")
+}
+
 // credentials are the dial options for u's user-info.
 func credentials(u *url.URL) []redis.DialOption {
 	if u.User == nil {
@@ -131,7 +147,7 @@ func credentials(u *url.URL) []redis.DialOption {
 }
 
 // tcpTarget reads a redis:// or rediss:// URL's address and database.
-// Its errors complete "URL <url> ".
+// Its errors complete "URL <url> ", as a phrase.
 func tcpTarget(u *url.URL) (network, addr string, db int, err error) {
 	if u.Opaque != "" || u.Host == "" {
 		return "", "", 0, errors.New("has no host")
@@ -140,19 +156,22 @@ func tcpTarget(u *url.URL) (network, addr string, db int, err error) {
 	if err != nil {
 		host, port = u.Host, "6379"
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", 0, fmt.Errorf("has port %q, which is not 1 to 65535", port)
+	}
 	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
 		if db, err = strconv.Atoi(p); err != nil || db < 0 {
-			return "", "", 0, fmt.Errorf(": database %q is not a number", p)
+			return "", "", 0, fmt.Errorf("has database %q, which is not a number", p)
 		}
 	}
 	if len(u.Query()) > 0 {
-		return "", "", 0, errors.New(": query parameters are not supported")
+		return "", "", 0, errors.New("has query parameters, which are not supported")
 	}
 	return "tcp", net.JoinHostPort(strings.Trim(host, "[]"), port), db, nil
 }
 
 // unixTarget reads a unix:// URL's socket path and database. Its errors
-// complete "URL <url> ".
+// complete "URL <url> ", as a phrase.
 func unixTarget(u *url.URL) (network, addr string, db int, err error) {
 	if u.Path == "" {
 		return "", "", 0, errors.New("has no socket path")
@@ -160,12 +179,12 @@ func unixTarget(u *url.URL) (network, addr string, db int, err error) {
 	q := u.Query()
 	if v := q.Get("db"); v != "" {
 		if db, err = strconv.Atoi(v); err != nil || db < 0 {
-			return "", "", 0, fmt.Errorf(": database %q is not a number", v)
+			return "", "", 0, fmt.Errorf("has database %q, which is not a number", v)
 		}
 	}
 	q.Del("db")
 	if len(q) > 0 {
-		return "", "", 0, errors.New(": only the db query parameter is supported")
+		return "", "", 0, errors.New("has query parameters other than db; only the db query parameter is supported")
 	}
 	return "unix", u.Path, db, nil
 }

@@ -40,12 +40,23 @@ func TestParseURL(t *testing.T) {
 		{"unix://", "", "", "socket path"},
 		{"unix:///run/redis.sock?tls=1", "", "", "only the db"},
 		{"redis://:hunter2@127.0.0.1/x", "", "", "xxxxx"},
+		{"redis://127.0.0.1:99999", "", "", `has port "99999", which is not 1 to 65535`},
+		{"redis://127.0.0.1:0", "", "", `has port "0"`},
+		{"redis://u:hun/ter2@127.0.0.1:6379", "", "", "percent-encode"},
+		{"redis://u:hun?ter2@127.0.0.1:6379", "", "", "percent-encode"},
+		{"redis://u:hun#ter2@127.0.0.1:6379", "", "", "percent-encode"},
+		{"redis://hun/ter2@127.0.0.1:6379", "", "", "percent-encode"},
+		{"unix://u:hun/ter2@/run/redis.sock", "", "", "percent-encode"},
+		{"unix:///hun@ter2/run/redis.sock", "", "", "percent-encode"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			network, addr, err := sesh.ParseURL(tc.url)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one saying %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), `" :`) {
+					t.Fatalf("err %q has a space before a colon", err)
 				}
 				if strings.Contains(err.Error(), "hunter2") {
 					t.Fatalf("err %q shows the password", err)

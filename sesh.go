@@ -90,9 +90,6 @@ const Forever time.Duration = -1
 // NoPipelining, as Options.Pipelines, turns auto-pipelining off.
 const NoPipelining = -1
 
-// maxUserID is the longest user ID Set accepts, in bytes.
-const maxUserID = 1024
-
 // maxTries bounds how many tokens Set draws when each one collides.
 const maxTries = 4
 
@@ -218,6 +215,10 @@ type Store struct {
 // New returns a Store that keeps its tokens in the Redis behind p.
 // It returns an error naming the field when o is invalid.
 //
+// When p is a *redis.Pool with a MaxActive, New returns an error unless
+// MaxActive is at least Pipelines + 1, plus 1 with a cache: the lanes, the
+// cache's tracking connection and one operation alone in flight.
+//
 // Without TrackUsers or a cache New does no I/O. With Options.TrackUsers it
 // reads Redis's maxmemory-policy (INFO memory), within 5 seconds, and
 // returns an error naming TrackUsers when Redis cannot be reached or may
@@ -233,6 +234,9 @@ func New(p Pool, o Options) (*Store, error) {
 	}
 	o, err := o.withDefaults()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPoolSize(p, o); err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -336,8 +340,8 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // Set issues a new token for userID and returns it. The token lives for the
-// idle TTL, and at most MaxAge. userID must be 1 to 1024 bytes; it is stored
-// as it is.
+// idle TTL, and at most MaxAge. userID must be 1 to 1024 bytes, or Set
+// returns ErrInvalidUser; it is stored as it is.
 func (s *Store) Set(ctx context.Context, userID string) (string, error) {
 	return s.runSet(ctx, plain{}, userID)
 }
@@ -383,16 +387,6 @@ func (plain) seal(_, userID string) (string, error) { return userID, nil }
 func (plain) open(_, value string) (string, error)  { return value, nil }
 func (plain) indexID(userID, _ string) string       { return userID }
 func (plain) indexIDs(userID string) []string       { return []string{userID} }
-
-func checkUserID(op, userID string) error {
-	if userID == "" {
-		return fmt.Errorf("sesh: %s: empty user ID", op)
-	}
-	if len(userID) > maxUserID {
-		return fmt.Errorf("sesh: %s: user ID is %d bytes, more than %d", op, len(userID), maxUserID)
-	}
-	return nil
-}
 
 // wrap names the operation in err, as "sesh: op: cause". ErrNotFound is
 // returned as it is, and a cause that already reads "sesh: ..." does not

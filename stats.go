@@ -47,8 +47,11 @@ type ErrorCounts struct {
 	// Context counts errors caused by the context: context.Canceled and
 	// context.DeadlineExceeded.
 	Context uint64
+	// InvalidUser counts ErrInvalidUser: a user ID that no token can have,
+	// refused before any round trip.
+	InvalidUser uint64
 	// Other counts every other error: Redis unreachable or refusing a
-	// command, a bad user ID, a failing Rand.
+	// command, a failing Rand.
 	Other uint64
 }
 
@@ -118,7 +121,7 @@ func (o op) String() string { return opNames[o] }
 // hits count in the cache's shards, beside the lock the hit already takes.
 type stats struct {
 	ops           [numOps]atomic.Uint64 // Get of a Store with a cache counts here only when it is not a hit
-	errs          [5]atomic.Uint64      // by errKind
+	errs          [6]atomic.Uint64      // by errKind
 	misses        atomic.Uint64
 	droppedFills  atomic.Uint64
 	invalidations atomic.Uint64
@@ -136,8 +139,10 @@ func errKind(err error) int {
 		return 2
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return 3
+	case errors.Is(err, ErrInvalidUser):
+		return 4
 	}
-	return 4
+	return 5
 }
 
 // done counts an operation that returned err. A Get of a Store with a
@@ -181,7 +186,8 @@ func (s *Store) Stats() Stats {
 		Decrypt:       st.errs[1].Load(),
 		NotReplicated: st.errs[2].Load(),
 		Context:       st.errs[3].Load(),
-		Other:         st.errs[4].Load(),
+		InvalidUser:   st.errs[4].Load(),
+		Other:         st.errs[5].Load(),
 	}
 	if b := s.batch; b != nil {
 		out.Batches = BatchStats{Batches: b.writes.Load(), Calls: b.written.Load(), Commands: b.cmds.Load()}

@@ -49,8 +49,10 @@ func TestStatsCounts(t *testing.T) {
 			sesh.OpCounts{Get: 1}, sesh.ErrorCounts{Decrypt: 1}},
 		{"a cancelled context counts as context", func() error { return s.Die(cancelled, plainTok) },
 			sesh.OpCounts{Die: 1}, sesh.ErrorCounts{Context: 1}},
-		{"a bad user ID counts as other", func() error { _, err := c.Count(ctx, ""); return err },
-			sesh.OpCounts{Count: 1}, sesh.ErrorCounts{Other: 1}},
+		{"an empty user ID counts as an invalid user", func() error { _, err := c.Count(ctx, ""); return err },
+			sesh.OpCounts{Count: 1}, sesh.ErrorCounts{InvalidUser: 1}},
+		{"a user ID too long counts as an invalid user", func() error { _, err := s.Set(ctx, strings.Repeat("u", 1025)); return err },
+			sesh.OpCounts{Set: 1}, sesh.ErrorCounts{InvalidUser: 1}},
 		{"a Rotate counts as a Rotate", func() error { _, err := c.Rotate(ctx, cryptTok); return err },
 			sesh.OpCounts{Rotate: 1}, sesh.ErrorCounts{}},
 		{"a DieAll counts as a DieAll", func() error { _, err := s.DieAll(ctx, "alice"); return err },
@@ -103,7 +105,8 @@ func diffOps(a, b sesh.OpCounts) sesh.OpCounts {
 
 func diffErrs(a, b sesh.ErrorCounts) sesh.ErrorCounts {
 	return sesh.ErrorCounts{NotFound: b.NotFound - a.NotFound, Decrypt: b.Decrypt - a.Decrypt,
-		NotReplicated: b.NotReplicated - a.NotReplicated, Context: b.Context - a.Context, Other: b.Other - a.Other}
+		NotReplicated: b.NotReplicated - a.NotReplicated, Context: b.Context - a.Context,
+		InvalidUser: b.InvalidUser - a.InvalidUser, Other: b.Other - a.Other}
 }
 
 // TestStatsCache checks the cache's counters on real Redis: hits and

@@ -191,7 +191,7 @@ func (c *cli) progressTo() io.Writer {
 
 // bencher runs bench's phases.
 type bencher struct {
-	s        store
+	s        sesh.TokenStore
 	ops      []string
 	workers  int
 	n        int           // operations per phase; 0 means until d

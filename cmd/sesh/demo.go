@@ -216,7 +216,7 @@ func (d *demo) run(ctx context.Context) error {
 // their own, gains by copying the victim's stored value under their own
 // token's key: the victim's identity with a plain Store, ErrDecrypt with
 // Crypt, which binds each value to its key.
-func (d *demo) swap(ctx context.Context, crypt store) error {
+func (d *demo) swap(ctx context.Context, crypt sesh.TokenStore) error {
 	plain, err := sesh.New(d.pool, sesh.Options{Prefix: d.prefix, TTL: demoTTL})
 	if err != nil {
 		return err
@@ -225,7 +225,7 @@ func (d *demo) swap(ctx context.Context, crypt store) error {
 	d.note("she can write to Redis, and holds a token of her own")
 	for _, c := range []struct {
 		name string
-		s    store
+		s    sesh.TokenStore
 		want string
 		err  error
 	}{
@@ -276,7 +276,7 @@ func (d *demo) crypt(ttl time.Duration) (*sesh.Crypt, error) {
 }
 
 // set issues a token for user and narrates it.
-func (d *demo) set(ctx context.Context, s store, user string, numbered bool) (string, error) {
+func (d *demo) set(ctx context.Context, s sesh.TokenStore, user string, numbered bool) (string, error) {
 	start := time.Now()
 	tok, err := s.Set(ctx, user)
 	if err := expect("Set", err, nil); err != nil {
@@ -287,7 +287,7 @@ func (d *demo) set(ctx context.Context, s store, user string, numbered bool) (st
 }
 
 // get looks tok up and checks the outcome: user, or wantErr.
-func (d *demo) get(ctx context.Context, s store, call, tok, user string, wantErr error, numbered bool) error {
+func (d *demo) get(ctx context.Context, s sesh.TokenStore, call, tok, user string, wantErr error, numbered bool) error {
 	start := time.Now()
 	got, err := s.Get(ctx, tok)
 	took := time.Since(start)

@@ -10,8 +10,11 @@ import (
 func (c *cli) keygen(ctx context.Context, args []string) int {
 	fs := c.flags("keygen", "",
 		`Keygen prints a fresh 32-byte key from crypto/rand, in the unpadded base64url
-that SESH_KEYS takes. To rotate keys, put the new key first: it seals new
-values, and the old ones still open what they sealed.`,
+that SESH_KEYS takes. An application decodes it with sesh.ParseKey and
+passes it to sesh.NewCrypt, as this command does with SESH_KEYS; not with
+sesh.KeyFromSecret, which derives another key from the same text. To rotate
+keys, put the new key first: it seals new values, and the old ones still
+open what they sealed.`,
 		"\texport SESH_KEYS=\"$(sesh keygen),$SESH_KEYS\"")
 	if _, status, ok := c.parse(fs, args, 0); !ok {
 		return status

@@ -32,9 +32,21 @@
 //
 // # Exit status
 //
-// 0 on success, 1 when a token is not live (unknown, expired, ended or
-// malformed) or a doctor check fails, 2 for a usage error, 3 for any other failure, such as an
-// unreachable server, and 130 when interrupted.
+//	0    success; for die, also a token already gone
+//	1    nothing found: get, liv and rotate of a token that is not live
+//	     (unknown, expired, ended or malformed), die of a malformed token,
+//	     count and dieall of a user ID with no live token (they print 0, and
+//	     say on standard error that the prefix or the keys may be wrong), or
+//	     a failed doctor check (an unreachable server is one)
+//	2    usage error: a flag, argument, URL, key or keys file that cannot be
+//	     used, found before any request to Redis; the help of -h exits 0
+//	3    any other failure: Redis unreachable, refusing the password or a
+//	     command, a stored value that fails to decrypt or is not printable,
+//	     bench operations that failed
+//	130  interrupted
+//
+// A keys file that its group or others may read gets a warning on
+// standard error, as ssh gives for a private key; the command still runs.
 package main
 
 import (
@@ -135,8 +147,9 @@ Environment:
 	                redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://
 	SESH_KEYS       encryption keys, comma-separated, the first seals (see keygen)
 
-Exit status: 0 success, 1 token not live or doctor check failed, 2 usage error,
-3 other failure.
+Exit status: 0 success; 1 nothing found (a token not live, a user ID with no
+live token) or a doctor check failed; 2 usage error, before any request to
+Redis; 3 any other failure; 130 interrupted.
 `)
 	io.WriteString(c.stderr, b.String())
 }
@@ -164,6 +177,12 @@ func (c *cli) flags(name, synopsis, about, example string) *flag.FlagSet {
 // argument spelled like a token is never read as a flag. It returns the
 // arguments, or ok false with the exit status to return.
 func (c *cli) parse(fs *flag.FlagSet, args []string, want int) (pos []string, status int, ok bool) {
+	// A bad flag gets one line, as every other usage error does; the whole
+	// usage is for -h.
+	full := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	defer func() { fs.Usage = full; fs.SetOutput(c.stderr) }()
 	for len(args) > 0 {
 		if isToken(args[0]) {
 			pos, args = append(pos, args[0]), args[1:]
@@ -177,10 +196,13 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, want int) (pos []string, st
 			}
 		}
 		if err := fs.Parse(args[:j]); err != nil {
+			fs.Usage = full
+			fs.SetOutput(c.stderr)
 			if errors.Is(err, flag.ErrHelp) {
+				full()
 				return nil, exitOK, false
 			}
-			return nil, exitUsage, false // flag has printed the error and usage
+			return nil, c.usage(fs, "%s: %v", strings.TrimPrefix(fs.Name(), "sesh "), err), false
 		}
 		rest := fs.Args()
 		if used := j - len(rest); used > 0 && args[used-1] == "--" {
@@ -220,7 +242,7 @@ func isToken(s string) bool {
 // exitUsage.
 func (c *cli) usage(fs *flag.FlagSet, format string, args ...any) int {
 	msg := strings.TrimPrefix(fmt.Sprintf(format, args...), "sesh: ")
-	fmt.Fprintf(c.stderr, "sesh: %s\n", msg)
+	fmt.Fprintf(c.stderr, "sesh: %s\n", unnest(msg))
 	fmt.Fprintf(c.stderr, "run '%s -h' for usage\n", fs.Name())
 	return exitUsage
 }
@@ -238,11 +260,19 @@ func (c *cli) fail(ctx context.Context, op string, err error) int {
 	case ctx.Err() != nil:
 		fmt.Fprintf(c.stderr, "sesh: %s: interrupted\n", op)
 		return exitInterrupted
+	case errors.Is(err, sesh.ErrInvalidUser):
+		// The command checks user IDs as sesh does; this is a backstop.
+		fmt.Fprintf(c.stderr, "sesh: %s: %s\n", op, unnest(strings.TrimPrefix(err.Error(), "sesh: ")))
+		return exitUsage
 	}
-	msg := err.Error()
-	if !strings.HasPrefix(msg, "sesh: ") {
-		msg = "sesh: " + op + ": " + msg
+	msg := unnest(strings.TrimPrefix(err.Error(), "sesh: "))
+	if !strings.HasPrefix(msg, op+": ") {
+		msg = op + ": " + msg
 	}
-	fmt.Fprintln(c.stderr, msg)
+	fmt.Fprintln(c.stderr, "sesh: "+msg)
 	return exitFailure
 }
+
+// unnest drops the "sesh: " that a wrapped error of the library adds
+// inside a message, so that "get: sesh: new: ..." reads "get: new: ...".
+func unnest(msg string) string { return strings.ReplaceAll(msg, ": sesh: ", ": ") }

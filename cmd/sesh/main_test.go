@@ -234,8 +234,9 @@ func TestOperatorCommands(t *testing.T) {
 		for _, tok := range toks {
 			missing("get", r, tok)
 		}
-		if got := must("", "count", r, "-track-users", "dave"); got != "0" {
-			t.Errorf("count after dieall printed %q, want 0 (and exit 0)", got)
+		status, out, errOut := runSesh(t, "", "count", r, "-track-users", "dave")
+		if status != exitNotFound || out != "0\n" || !strings.Contains(errOut, "no live token") {
+			t.Errorf("count after dieall: status %d, stdout %q, stderr %q; want 1, 0 and why", status, out, errOut)
 		}
 	})
 

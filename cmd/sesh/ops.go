@@ -3,11 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -16,23 +17,6 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
 	"github.com/seshkit/sesh/internal/redact"
-)
-
-// store is what the operator commands, the demo and bench call; *sesh.Store
-// and *sesh.Crypt both have it.
-type store interface {
-	Set(ctx context.Context, userID string) (string, error)
-	Get(ctx context.Context, token string) (string, error)
-	Liv(ctx context.Context, token string) error
-	Die(ctx context.Context, token string) error
-	DieAll(ctx context.Context, userID string) (int, error)
-	Count(ctx context.Context, userID string) (int, error)
-	Rotate(ctx context.Context, token string) (string, error)
-}
-
-var (
-	_ store = (*sesh.Store)(nil)
-	_ store = (*sesh.Crypt)(nil)
 )
 
 // storeFlags are the operator commands' flags. They must match the Options
@@ -53,7 +37,7 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.Var(ttlValue{&f.ttl}, "ttl", "idle TTL, as in Options.TTL: a `duration` or forever")
 	fs.DurationVar(&f.maxAge, "maxage", 0, "absolute lifetime, as in Options.MaxAge; 0 means none")
 	fs.BoolVar(&f.track, "track-users", false, "keep the per-user index, as Options.TrackUsers (needed by dieall and count)")
-	fs.StringVar(&f.keysFile, "keys-file", "", "read encryption keys from `file`, one a line, # comments (default $SESH_KEYS)")
+	fs.StringVar(&f.keysFile, "keys-file", "", "read encryption keys from `file`, one a line, # comments; mode 600 (default $SESH_KEYS)")
 }
 
 // ttlValue is a positive duration or "forever".
@@ -97,10 +81,38 @@ func redacted(u string) string { return redact.URL(u) }
 const errNoServer = "%s needs a Redis server: pass -redis URL or -cluster ADDRS, or set SESH_REDIS_URL " +
 	"(an embedded Redis would forget every token when sesh exits)"
 
-// open returns the Store the flags describe over pool, or a Crypt over it
-// when there are keys.
-func (f *storeFlags) open(pool sesh.Pool, keys [][]byte) (store, error) {
-	s, err := sesh.New(pool, sesh.Options{Prefix: f.prefix, TTL: f.ttl, MaxAge: f.maxAge, TrackUsers: f.track})
+// options returns the Options the flags describe and checks them, and
+// the keys, without I/O: New reaches Redis only for TrackUsers or a
+// cache, so a Store without them over a Pool that never connects says
+// whether the flags are valid. A bad flag is then a usage error, and what
+// New reads from Redis later is not.
+func (f *storeFlags) options(keys [][]byte) (sesh.Options, error) {
+	o := sesh.Options{Prefix: f.prefix, TTL: f.ttl, MaxAge: f.maxAge, TrackUsers: f.track}
+	dry := o
+	dry.TrackUsers = false
+	s, err := sesh.New(noPool{}, dry)
+	if err != nil {
+		return o, err
+	}
+	if len(keys) > 0 {
+		if _, err := sesh.NewCrypt(s, keys...); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// noPool is a Pool that never connects.
+type noPool struct{}
+
+func (noPool) GetContext(context.Context) (redis.Conn, error) {
+	return nil, errors.New("no connection")
+}
+
+// openStore returns the Store o describes over pool, or a Crypt over it when
+// there are keys. Its errors come from Redis: options has checked the rest.
+func openStore(pool sesh.Pool, o sesh.Options, keys [][]byte) (sesh.TokenStore, error) {
+	s, err := sesh.New(pool, o)
 	switch {
 	case err != nil:
 		return nil, err
@@ -109,6 +121,7 @@ func (f *storeFlags) open(pool sesh.Pool, keys [][]byte) (store, error) {
 	}
 	c, err := sesh.NewCrypt(s, keys...)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	return c, nil
@@ -116,10 +129,10 @@ func (f *storeFlags) open(pool sesh.Pool, keys [][]byte) (store, error) {
 
 // keys reads the encryption keys from -keys-file, or else SESH_KEYS. None
 // means no encryption. Messages name a bad key by its place, never by its
-// value.
-func (f *storeFlags) keys() ([][]byte, error) {
+// value. A keys file that others may read gets a warning on warn.
+func (f *storeFlags) keys(warn io.Writer) ([][]byte, error) {
 	if f.keysFile != "" {
-		b, err := os.ReadFile(f.keysFile)
+		b, err := readKeysFile(f.keysFile, warn)
 		if err != nil {
 			return nil, fmt.Errorf("keys file: %w", err)
 		}
@@ -148,17 +161,31 @@ func (f *storeFlags) keys() ([][]byte, error) {
 	return decodeKeys("SESH_KEYS", entries)
 }
 
-// decodeKeys decodes 32-byte keys written in base64url or standard base64,
-// padded or not.
+// readKeysFile reads the keys file at path, and warns on warn when its
+// group or others have any access to it, as ssh does for a private key.
+func readKeysFile(path string, warn io.Writer) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 && runtime.GOOS != "windows" {
+		fmt.Fprintf(warn, "sesh: warning: keys file %s has mode %04o, open to group or others; run chmod 600 %s\n", path, m, path)
+	}
+	return io.ReadAll(fh)
+}
+
+// decodeKeys decodes keys as sesh keygen prints them, with sesh.ParseKey,
+// as an application does.
 func decodeKeys(source string, encoded []string) ([][]byte, error) {
 	keys := make([][]byte, 0, len(encoded))
 	for i, e := range encoded {
-		e = strings.TrimRight(e, "=")
-		k, err := base64.RawURLEncoding.DecodeString(e)
+		k, err := sesh.ParseKey(e)
 		if err != nil {
-			k, err = base64.RawStdEncoding.DecodeString(e)
-		}
-		if err != nil || len(k) != 32 {
 			return nil, fmt.Errorf("%s: key %d is not the base64 of 32 bytes; make one with 'sesh keygen'", source, i+1)
 		}
 		keys = append(keys, k)
@@ -170,27 +197,29 @@ func decodeKeys(source string, encoded []string) ([][]byte, error) {
 type op struct {
 	name, arg, about, example string
 	userArg                   bool // the argument is a user ID, not a token
-	do                        func(ctx context.Context, s store, arg string) (string, error)
+	counts                    bool // it prints how many tokens the user has or had
+	do                        func(ctx context.Context, s sesh.TokenStore, arg string) (string, error)
 }
 
 var ops = map[string]op{
 	"set": {
 		name: "set", arg: "USERID", userArg: true,
-		about:   "Set issues a token for USERID and prints it.",
+		about: "Set issues a token for USERID and prints it. USERID is 1 to 1024 bytes of\n" +
+			"printable UTF-8, so that sesh get can print it back.",
 		example: "\tTOKEN=$(sesh set -redis redis://localhost:6379 alice)",
-		do:      func(ctx context.Context, s store, user string) (string, error) { return s.Set(ctx, user) },
+		do:      func(ctx context.Context, s sesh.TokenStore, user string) (string, error) { return s.Set(ctx, user) },
 	},
 	"get": {
 		name: "get", arg: "TOKEN",
 		about:   "Get prints the user ID of TOKEN, or exits 1 when TOKEN is not live.\nIt never renews TOKEN, whatever the application's Options.Sliding.",
 		example: "\techo \"$TOKEN\" | sesh get -redis redis://localhost:6379 -",
-		do:      func(ctx context.Context, s store, tok string) (string, error) { return s.Get(ctx, tok) },
+		do:      func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) { return s.Get(ctx, tok) },
 	},
 	"liv": {
 		name: "liv", arg: "TOKEN",
 		about:   "Liv restarts TOKEN's idle TTL, or exits 1 when TOKEN is not live.",
 		example: "\tsesh liv -redis redis://localhost:6379 -ttl 30m \"$TOKEN\"",
-		do: func(ctx context.Context, s store, tok string) (string, error) {
+		do: func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) {
 			return "", s.Liv(ctx, tok)
 		},
 	},
@@ -198,7 +227,7 @@ var ops = map[string]op{
 		name: "die", arg: "TOKEN",
 		about:   "Die ends TOKEN. A token already gone is not an error.",
 		example: "\tsesh die -redis redis://localhost:6379 -track-users \"$TOKEN\"",
-		do: func(ctx context.Context, s store, tok string) (string, error) {
+		do: func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) {
 			return "", s.Die(ctx, tok)
 		},
 	},
@@ -206,22 +235,24 @@ var ops = map[string]op{
 		name: "rotate", arg: "TOKEN",
 		about:   "Rotate ends TOKEN and prints a fresh token for its user, with the same absolute deadline.",
 		example: "\tTOKEN=$(sesh rotate -redis redis://localhost:6379 \"$TOKEN\")",
-		do:      func(ctx context.Context, s store, tok string) (string, error) { return s.Rotate(ctx, tok) },
+		do:      func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) { return s.Rotate(ctx, tok) },
 	},
 	"dieall": {
-		name: "dieall", arg: "USERID", userArg: true,
-		about:   "Dieall ends every token of USERID and prints how many it ended. It needs -track-users.",
+		name: "dieall", arg: "USERID", userArg: true, counts: true,
+		about: "Dieall ends every token of USERID and prints how many it ended, or exits 1 when it\n" +
+			"found none. It needs -track-users.",
 		example: "\tsesh dieall -redis redis://localhost:6379 -track-users alice",
-		do: func(ctx context.Context, s store, user string) (string, error) {
+		do: func(ctx context.Context, s sesh.TokenStore, user string) (string, error) {
 			n, err := s.DieAll(ctx, user)
 			return fmt.Sprint(n), err
 		},
 	},
 	"count": {
-		name: "count", arg: "USERID", userArg: true,
-		about:   "Count prints how many live tokens USERID has. It needs -track-users.",
+		name: "count", arg: "USERID", userArg: true, counts: true,
+		about: "Count prints how many live tokens USERID has, and exits 1 when it has none.\n" +
+			"It needs -track-users.",
 		example: "\tsesh count -redis redis://localhost:6379 -track-users alice",
-		do: func(ctx context.Context, s store, user string) (string, error) {
+		do: func(ctx context.Context, s sesh.TokenStore, user string) (string, error) {
 			n, err := s.Count(ctx, user)
 			return fmt.Sprint(n), err
 		},
@@ -249,12 +280,30 @@ func (o op) run(c *cli, ctx context.Context, args []string) int {
 	if !ok {
 		return status
 	}
-	arg := pos[0]
-	if !f.given() {
-		return c.usage(fs, errNoServer, o.name)
+	in, err := o.input(c, &f, pos[0])
+	if err != nil {
+		return c.usage(fs, "%v", err)
 	}
-	if o.userArg && o.name != "set" && !f.track {
-		return c.usage(fs, "%s needs -track-users: only a per-user index can find a user's tokens", o.name)
+	return o.exec(ctx, c, in)
+}
+
+// input is what an operator command has checked before any I/O.
+type input struct {
+	arg  string
+	t    target
+	o    sesh.Options
+	keys [][]byte
+}
+
+// input checks the flags and the argument, reads a TOKEN of - from
+// standard input and reads the keys: every error it returns is a usage
+// error, found before any request to Redis.
+func (o op) input(c *cli, f *storeFlags, arg string) (in input, err error) {
+	switch {
+	case !f.given():
+		return in, fmt.Errorf(errNoServer, o.name)
+	case o.counts && !f.track:
+		return in, fmt.Errorf("%s needs -track-users: only a per-user index can find a user's tokens", o.name)
 	}
 	if arg == "-" && !o.userArg {
 		line, err := bufio.NewReader(c.stdin).ReadString('\n')
@@ -262,31 +311,58 @@ func (o op) run(c *cli, ctx context.Context, args []string) int {
 			if err == nil {
 				err = errors.New("empty line")
 			}
-			return c.usage(fs, "%s: reading TOKEN from standard input: %v", o.name, err)
+			return in, fmt.Errorf("%s: reading TOKEN from standard input: %v", o.name, err)
 		}
 		arg = line
 	}
-	if arg == "" {
-		return c.usage(fs, "%s: empty %s", o.name, o.arg)
+	if err := o.checkArg(arg); err != nil {
+		return in, err
 	}
-	keys, err := f.keys()
-	if err != nil {
-		return c.usage(fs, "%s: %v", o.name, err)
+	in.arg = arg
+	if in.keys, err = f.keys(c.stderr); err != nil {
+		return in, fmt.Errorf("%s: %v", o.name, err)
 	}
-	t, err := f.target()
-	if err != nil {
-		return c.usage(fs, "%s: %v", o.name, err)
+	if in.o, err = f.options(in.keys); err != nil {
+		return in, err
 	}
-	b, err := t.open()
+	if in.t, err = f.target(); err != nil {
+		return in, fmt.Errorf("%s: %v", o.name, err)
+	}
+	return in, nil
+}
+
+// maxUserID is the longest user ID sesh.Set accepts, in bytes.
+const maxUserID = 1024
+
+// checkArg refuses an empty argument, a user ID that sesh would refuse,
+// and, for set, one that get could not print back.
+func (o op) checkArg(arg string) error {
+	switch {
+	case arg == "":
+		return fmt.Errorf("%s: empty %s", o.name, o.arg)
+	case !o.userArg:
+		return nil
+	case len(arg) > maxUserID:
+		return fmt.Errorf("%s: USERID is %d bytes, more than %d", o.name, len(arg), maxUserID)
+	case o.name == "set" && !printable(arg):
+		return fmt.Errorf("%s: USERID holds a control character, such as a newline, or is not UTF-8; sesh get could not print it", o.name)
+	}
+	return nil
+}
+
+// exec connects, runs o and prints its result.
+func (o op) exec(ctx context.Context, c *cli, in input) int {
+	b, err := in.t.open()
 	if err != nil {
 		return c.fail(ctx, o.name, err)
 	}
 	defer b.close()
-	s, err := f.open(b, keys)
+	s, err := openStore(b, in.o, in.keys)
 	if err != nil {
-		return c.usage(fs, "%v", err)
+		return c.fail(ctx, o.name, err)
 	}
-	out, err := o.do(ctx, s, arg)
+	defer s.Close()
+	out, err := o.do(ctx, s, in.arg)
 	if err != nil {
 		return c.fail(ctx, o.name, err)
 	}
@@ -299,7 +375,23 @@ func (o op) run(c *cli, ctx context.Context, args []string) int {
 	if out != "" {
 		fmt.Fprintln(c.stdout, out)
 	}
+	if o.counts && out == "0" {
+		c.noTokens(o.name, in)
+		return exitNotFound
+	}
 	return exitOK
+}
+
+// noTokens explains, after count or dieall found no token, the two
+// mistakes that look the same from here: a prefix that is not the
+// application's, and, for a Crypt, keys that are not its keys, which name
+// other indexes.
+func (c *cli) noTokens(op string, in input) {
+	hint := "if the application uses Crypt, set SESH_KEYS or -keys-file to its keys; check that -prefix is its Options.Prefix"
+	if len(in.keys) > 0 {
+		hint = "check that SESH_KEYS or -keys-file holds the application's keys, and that -prefix is its Options.Prefix"
+	}
+	fmt.Fprintf(c.stderr, "sesh: %s: no live token of this user ID under prefix %q; %s\n", op, in.o.Prefix, hint)
 }
 
 // printable reports whether s is UTF-8 text without control characters.

@@ -114,7 +114,7 @@ func parseTarget(raw string) (target, error) {
 	}
 	addrs, err := parseAddrs(hosts)
 	if err != nil {
-		return fail("%v", err)
+		return target{}, fmt.Errorf("URL %q: %w", redact.URL(raw), err)
 	}
 	creds, err := credentials(userinfo)
 	if err != nil {
@@ -146,7 +146,8 @@ func parseTarget(raw string) (target, error) {
 func single(raw string) (target, error) {
 	p, err := sesh.NewPool(raw) // no I/O
 	if err != nil {
-		return target{}, err
+		// The command, not the user, called NewPool: name the URL only.
+		return target{}, errors.New(strings.TrimPrefix(err.Error(), "sesh: newpool: "))
 	}
 	p.Close()
 	return target{kind: kindSingle, url: raw}, nil
