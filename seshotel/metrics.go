@@ -70,7 +70,7 @@ func observe(meter metric.Meter, s *sesh.Store, withCache bool) error {
 	errSet := func(kind string) metric.ObserveOption {
 		return metric.WithAttributeSet(attribute.NewSet(semconv.ErrorTypeKey.String(kind)))
 	}
-	errSets := [5]metric.ObserveOption{errSet("not_found"), errSet("decrypt"), errSet("not_replicated"), errSet("context"), errSet("other")}
+	errSets := [6]metric.ObserveOption{errSet("not_found"), errSet("decrypt"), errSet("not_replicated"), errSet("context"), errSet("invalid_user"), errSet("other")}
 	hit := metric.WithAttributeSet(attribute.NewSet(attribute.String("sesh.cache.result", "hit")))
 	miss := metric.WithAttributeSet(attribute.NewSet(attribute.String("sesh.cache.result", "miss")))
 	var lastHits, lastMisses uint64
@@ -81,7 +81,7 @@ func observe(meter metric.Meter, s *sesh.Store, withCache bool) error {
 			o.ObserveInt64(opsC, int64(n), opSets[i])
 		}
 		e := st.Errors
-		for i, n := range []uint64{e.NotFound, e.Decrypt, e.NotReplicated, e.Context, e.Other} {
+		for i, n := range []uint64{e.NotFound, e.Decrypt, e.NotReplicated, e.Context, e.InvalidUser, e.Other} {
 			o.ObserveInt64(errsC, int64(n), errSets[i])
 		}
 		o.ObserveInt64(batches, int64(st.Batches.Batches))

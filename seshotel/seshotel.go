@@ -13,7 +13,7 @@
 // The counters of Stats become observable instruments under sesh.*:
 //
 //	sesh.operations            {operation}  by db.operation.name
-//	sesh.errors                {error}      by error.type: not_found, decrypt, not_replicated, context, other
+//	sesh.errors                {error}      by error.type: not_found, decrypt, not_replicated, context, invalid_user, other
 //	sesh.cache.requests        {request}    by sesh.cache.result: hit, miss
 //	sesh.cache.hit_ratio       1            hits / (hits + misses) since the previous collection
 //	sesh.cache.dropped_fills   {fill}
@@ -102,7 +102,7 @@ var ops = [...]string{"set", "get", "liv", "die", "dieall", "count", "rotate"}
 
 // errorTypes are the values of error.type, in the order of errorType's
 // answers; not_found is one only in the sesh.errors counter.
-var errorTypes = [...]string{"", "decrypt", "not_replicated", "context", "other", "not_found"}
+var errorTypes = [...]string{"", "decrypt", "not_replicated", "context", "other", "invalid_user", "not_found"}
 
 // errorType returns the index in errorTypes of err's kind: 0 for none,
 // and for ErrNotFound, which is an answer.
@@ -116,6 +116,8 @@ func errorType(err error) int {
 		return 2
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return 3
+	case errors.Is(err, sesh.ErrInvalidUser):
+		return 5
 	}
 	return 4
 }

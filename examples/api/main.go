@@ -44,7 +44,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -153,8 +152,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return srv.Shutdown(ctx)
 }
 
-// keys returns the keys in SESH_KEYS, in the unpadded base64url that
-// "sesh keygen" prints, or a fresh one.
+// keys returns the keys in SESH_KEYS, as "sesh keygen" prints them and
+// sesh.ParseKey decodes them, or a fresh one.
 func keys(log *slog.Logger) ([][]byte, error) {
 	env := os.Getenv("SESH_KEYS")
 	if strings.Trim(env, ", ") == "" {
@@ -168,10 +167,9 @@ func keys(log *slog.Logger) ([][]byte, error) {
 		if e = strings.TrimSpace(e); e == "" {
 			continue
 		}
-		k, err := base64.RawURLEncoding.DecodeString(e)
+		k, err := sesh.ParseKey(e) // its error never shows the key
 		if err != nil {
-			// Never echo the key.
-			return nil, fmt.Errorf("SESH_KEYS: key %d is not unpadded base64url; make one with 'sesh keygen'", i+1)
+			return nil, fmt.Errorf("SESH_KEYS: key %d: %w", i+1, err)
 		}
 		keys = append(keys, k)
 	}
@@ -179,7 +177,7 @@ func keys(log *slog.Logger) ([][]byte, error) {
 }
 
 // routes returns the API; every endpoint but /login is behind Require.
-func routes(s *sesh.Crypt, log *slog.Logger) http.Handler {
+func routes(s sesh.TokenStore, log *slog.Logger) http.Handler {
 	a := &api{s: s, log: log}
 	auth := seshhttp.Require(s, seshhttp.Options{TokenCookie: tokenCookie, Logger: log, Error: refuse})
 	mux := http.NewServeMux()
@@ -192,7 +190,7 @@ func routes(s *sesh.Crypt, log *slog.Logger) http.Handler {
 }
 
 type api struct {
-	s   *sesh.Crypt
+	s   sesh.TokenStore
 	log *slog.Logger
 }
 
