@@ -48,14 +48,21 @@ func main() {
 
 // consume builds and runs, in a new directory outside the repository, a
 // module that requires the root and seshotel at version from the proxy.
-func consume(tmp, proxy, goVersion, version string) error {
+// treeDir holds the repository's files.
+func consume(tmp, treeDir, proxy, goVersion, version string) error {
 	dir := filepath.Join(tmp, "consumer")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	gomod := fmt.Sprintf("module example.com/consumer\n\ngo %s\n\nrequire (\n\t%s %s\n\t%s/seshotel %s\n)\n",
 		goVersion, root, version, root, version)
-	for name, text := range map[string]string{"go.mod": gomod, "main.go": consumerMain} {
+	// The checksums the repository has verified: a module outside it needs
+	// the same ones, and then no checksum database to build.
+	sums, err := repoSums(treeDir)
+	if err != nil {
+		return err
+	}
+	for name, text := range map[string]string{"go.mod": gomod, "go.sum": sums, "main.go": consumerMain} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return err
 		}
@@ -85,6 +92,26 @@ func consume(tmp, proxy, goVersion, version string) error {
 	}
 	log.Printf("a module outside the repository built and ran %s and %s/seshotel %s on go %s", root, root, version, goVersion)
 	return nil
+}
+
+// repoSums returns the lines of the root's and seshotel's go.sum, without
+// duplicates.
+func repoSums(treeDir string) (string, error) {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, name := range []string{"go.sum", filepath.Join("seshotel", "go.sum")} {
+		text, err := os.ReadFile(filepath.Join(treeDir, name))
+		if err != nil {
+			return "", err
+		}
+		for _, line := range strings.Split(string(text), "\n") {
+			if line != "" && !seen[line] {
+				seen[line] = true
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return b.String(), nil
 }
 
 // consumerEnv serves the repository's modules from proxy, everything else

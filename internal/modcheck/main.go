@@ -84,7 +84,7 @@ func run(repo, rev, tmp string) error {
 			return err
 		}
 	}
-	return consume(tmp, proxy, goVersion, version)
+	return consume(tmp, tree.Dir(), proxy, goVersion, version)
 }
 
 // consistent reads the go.mod files and go.work of the tree and returns the
