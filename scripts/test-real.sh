@@ -6,7 +6,7 @@
 #   - runs `go test -race -count=1 ./...` in the repo root, then in the nested modules ./seshotel and ./bench
 #   - stops the Cluster and Sentinel setup at exit (and a 6379 Redis only if it started it),
 #     unless SESH_KEEP=1
-# Extra arguments go to both `go test` runs, e.g.  scripts/test-real.sh -run Cluster -v
+# Extra arguments go to every `go test` run, e.g.  scripts/test-real.sh -run Cluster -v
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
