@@ -22,7 +22,9 @@ import (
 // Start starts a miniredis server for the test and returns it with a Pool
 // that dials it; both are closed when the test ends. The server's clock is
 // set to the time Start was called and stands still until [Advance] moves
-// it, so the test does not depend on how fast it runs.
+// it, so the test does not depend on how fast it runs. Whatever waits for
+// the server's clock to move by itself, such as a Rotate waiting for an
+// unfinished DieAll's lock to expire, waits until its context ends.
 func Start(tb testing.TB) (*miniredis.Miniredis, *redis.Pool) {
 	tb.Helper()
 	m := miniredis.RunT(tb)
