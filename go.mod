@@ -7,6 +7,7 @@ require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/gomodule/redigo v1.9.3
 	github.com/mna/redisc v1.4.0
+	golang.org/x/mod v0.33.0
 	golang.org/x/term v0.40.0
 )
 

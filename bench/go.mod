@@ -1,14 +1,14 @@
 module github.com/seshkit/sesh/bench
 
-go 1.26.0
+go 1.24.0
 
 require (
 	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
 	github.com/gomodule/redigo v1.9.3
 	github.com/mna/redisc v1.4.0
-	github.com/redis/go-redis/v9 v9.23.0
-	github.com/redis/rueidis v1.0.79
-	github.com/seshkit/sesh v0.0.0
+	github.com/redis/go-redis/v9 v9.22.0
+	github.com/redis/rueidis v1.0.69
+	github.com/seshkit/sesh v0.1.0
 	gonum.org/v1/plot v0.17.0
 )
 
@@ -22,8 +22,6 @@ require (
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/image v0.30.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
+	golang.org/x/sys v0.41.0 // indirect
+	golang.org/x/text v0.34.0 // indirect
 )
-
-replace github.com/seshkit/sesh => ../

@@ -3,10 +3,10 @@
 #   - installs redis-server / redis-tools when missing (apt-get)
 #   - ensures standalone Redis on 127.0.0.1:6379, starts the Cluster (7101-7106) and the
 #     Sentinel setup (7201-7202 + sentinels 7211-7213), exports scripts/env.sh
-#   - runs `go test -race -count=1 ./...` in the repo root, and in ./bench when bench/go.mod exists
+#   - runs `go test -race -count=1 ./...` in the repo root, then in the nested modules ./seshotel and ./bench
 #   - stops the Cluster and Sentinel setup at exit (and a 6379 Redis only if it started it),
 #     unless SESH_KEEP=1
-# Extra arguments go to both `go test` runs, e.g.  scripts/test-real.sh -run Cluster -v
+# Extra arguments go to every `go test` run, e.g.  scripts/test-real.sh -run Cluster -v
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -42,9 +42,8 @@ eval "$(bash "$SCRIPT_DIR/env.sh")"
 cd "$ROOT"
 log "go test -race -count=1 ./... $* (in $ROOT)"
 go test -race -count=1 ./... "$@"
-if [ -f bench/go.mod ]; then
-	log "go test -race -count=1 ./... $* (in $ROOT/bench)"
-	(cd bench && go test -race -count=1 ./... "$@")
-else
-	log "no bench/go.mod; skipping ./bench"
-fi
+# go.work builds the nested modules against this tree; `go test ./...` above covers the root only.
+for mod in seshotel bench; do
+	log "go test -race -count=1 ./... $* (in $ROOT/$mod)"
+	(cd "$mod" && go test -race -count=1 ./... "$@")
+done

@@ -6,7 +6,7 @@ import (
 	"github.com/seshkit/sesh"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
 )
 
 // observe registers the instruments that report s.Stats(), read once per

@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&conc, "c", "1,16,64,256", "comma-separated concurrencies (goroutines)")
 	fs.StringVar(&only, "only", "", "comma-separated contenders to run (default all)")
 	fs.StringVar(&cfg.out, "out", ".", "directory for results.json, RESULTS.md and chart.png")
-	fs.StringVar(&readmes, "readme", "README.md,../README.md", "comma-separated READMEs whose results section to rewrite; one without the markers is left alone")
+	fs.StringVar(&readmes, "readme", "README.md,../docs/performance.md", "comma-separated Markdown files whose results section to rewrite; one without the markers is left alone")
 	fs.StringVar(&cfg.rb, "redis-benchmark", "redis-benchmark", `redis-benchmark binary; "" skips it`)
 	fs.StringVar(&cfg.from, "from", "", "measure nothing: rewrite RESULTS.md, chart.png and the READMEs from this results.json")
 	fs.BoolVar(&cfg.quick, "quick", false, "a run of seconds for CI: -d 100ms -warmup 20ms -rounds 1 -tokens 1000, written to a temporary directory")
