@@ -83,8 +83,8 @@ func testLifecycle(t *testing.T, b Backend) {
 		if n, _ := redis.Int(do(t, b, "ZCARD", p+":u:alice@example.com"), nil); n != 1 {
 			t.Fatalf("plain index holds %d entries, want 1", n)
 		}
-		if d := pttl(t, b, p+":u:alice@example.com"); d <= 0 || d > time.Hour {
-			t.Fatalf("index PTTL = %v, want within MaxAge", d)
+		if d := pttl(t, b, p+":u:alice@example.com"); d <= 0 || d > time.Hour+time.Minute {
+			t.Fatalf("index PTTL = %v, want within MaxAge and a minute", d)
 		}
 		p2 := prefix(t)
 		c := newCrypt(t, newStore(t, b, sesh.Options{Prefix: p2, TrackUsers: true}), newKey(t))
@@ -382,4 +382,78 @@ func testDieAllStress(t *testing.T, b Backend) {
 			}
 		})
 	}
+}
+
+// testIndexLife checks that no Store shortens the life of an index that
+// another Store's tokens need: DieAll stays complete beside a Store with
+// other Options on the same Prefix, and after MaxAge is turned on.
+func testIndexLife(t *testing.T, b Backend) {
+	u := b.Unit
+	ctx := context.Background()
+	keep := sesh.Options{TrackUsers: true, TTL: time.Hour}
+	short := sesh.Options{TrackUsers: true, TTL: time.Hour, MaxAge: 4 * u}
+	long := sesh.Options{TrackUsers: true, TTL: time.Hour, MaxAge: 40 * u}
+	for _, tc := range []struct {
+		name         string
+		first, then  sesh.Options // the Stores that Set, in this order
+		dieAllByThen bool         // DieAll from the second Store, else from the first
+	}{
+		{"a Store with MaxAge spares the index of a Store without", keep, short, false},
+		{"turning MaxAge on spares the index of earlier tokens", keep, short, true},
+		{"a shorter MaxAge does not shorten the index", long, short, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t, b)
+			p := prefix(t)
+			tc.first.Prefix, tc.then.Prefix = p, p
+			first, then := newStore(t, b, tc.first), newStore(t, b, tc.then)
+			tok := set(t, first, "alice")
+			later := set(t, then, "alice")
+			b.Advance(t, 6*u) // past the shorter MaxAge, before any other deadline
+			wantUser(t, first, tok, "alice")
+			s := first
+			if tc.dieAllByThen {
+				s = then
+			}
+			if n, err := s.DieAll(ctx, "alice"); n != 1 || err != nil {
+				t.Fatalf("DieAll = %d, %v; want 1: the index expired before its tokens", n, err)
+			}
+			wantGone(t, first, tok)
+			wantGone(t, then, later)
+		})
+	}
+}
+
+// testIndexSlack checks that an index outlives its last token's deadline
+// even when the token is written well after its entry (on Cluster, they go
+// to different masters): a DieAll in the token's last moments ends it.
+func testIndexSlack(t *testing.T, b Backend) {
+	u := b.Unit
+	ctx := context.Background()
+	o := sesh.Options{Prefix: prefix(t), TrackUsers: true, TTL: sesh.Forever, MaxAge: 4 * u}
+	var armed, delayed atomic.Bool
+	step := &stepping{Pool: b.Pool}
+	step.before = func(cmd string, args []any) {
+		if armed.Load() && writesToken(cmd, args) && delayed.CompareAndSwap(false, true) {
+			b.Advance(t, 2*u) // the token is written 2u after its entry
+		}
+	}
+	o.CacheSize = wrappedCacheSize(b)
+	s, err := sesh.New(step, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	armed.Store(true)
+	tok := set(t, s, "alice")
+	armed.Store(false)
+	if !delayed.Load() {
+		t.Fatal("the token write was not delayed")
+	}
+	b.Advance(t, 3*u) // 5u after the entry: the token has 1u to live
+	wantUser(t, s, tok, "alice")
+	if n, err := s.DieAll(ctx, "alice"); n != 1 || err != nil {
+		t.Fatalf("DieAll = %d, %v; want 1: the index expired before its token", n, err)
+	}
+	wantGone(t, s, tok)
 }

@@ -89,6 +89,8 @@ func Run(t *testing.T, b Backend) {
 		{"CryptRotation", testCryptRotation},
 		{"CryptV1", testCryptV1},
 		{"Lifecycle", testLifecycle},
+		{"IndexLife", testIndexLife},
+		{"IndexSlack", testIndexSlack},
 		{"Prune", testPrune},
 		{"Rotate", testRotate},
 		{"RotateRace", testRotateRace},
