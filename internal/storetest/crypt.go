@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,69 @@ func testCryptV1(t *testing.T, b Backend) {
 	}
 	for _, tok := range []string{toks[0], rotated, fresh} {
 		wantGone(t, c, tok)
+	}
+}
+
+// testRollout checks DieAll's completeness at every step of the documented
+// key rotation and of turning encryption on (docs/security.md): servers at
+// one step run beside servers at the step before, and DieAll from either
+// ends every token of the user, whichever step issued it, by Set or by
+// Rotate. Before the last step the procedure waits until no token of the
+// first steps is live, so there the tokens come from the last two steps.
+func testRollout(t *testing.T, b Backend) {
+	ctx := context.Background()
+	k1, k2 := newKey(t), newKey(t)
+	type server func(*sesh.Store) api
+	crypt := func(keys ...[]byte) server {
+		return func(s *sesh.Store) api { return newCrypt(t, s, keys...) }
+	}
+	plain := func(s *sesh.Store) api { return s }
+	for _, r := range []struct {
+		name  string
+		steps []server
+	}{
+		{"key rotation", []server{crypt(k1), crypt(k1, k2), crypt(k2, k1), crypt(k2)}},
+		{"turning encryption on", []server{plain, crypt(sesh.PlainKey, k1), crypt(k1, sesh.PlainKey), crypt(k1)}},
+	} {
+		for i := 1; i < len(r.steps); i++ {
+			for _, by := range []int{i - 1, i} {
+				t.Run(fmt.Sprintf("%s: step %d beside step %d, DieAll from step %d", r.name, i, i-1, by), func(t *testing.T) {
+					parallel(t, b)
+					s := newStore(t, b, sesh.Options{TrackUsers: true, TTL: time.Minute, MaxAge: time.Hour})
+					first := 0
+					if i == len(r.steps)-1 {
+						first = i - 1
+					}
+					var toks []string
+					for _, step := range r.steps[first : i+1] {
+						toks = append(toks, set(t, step(s), "alice"))
+					}
+					servers := []api{r.steps[i-1](s), r.steps[i](s)}
+					bob := set(t, servers[0], "bob")
+					for j, srv := range servers {
+						nt, err := srv.Rotate(ctx, set(t, servers[1-j], "alice"))
+						if err != nil {
+							t.Fatalf("Rotate by step %d: %v", i-1+j, err)
+						}
+						toks = append(toks, nt)
+					}
+					if n, err := servers[by-i+1].DieAll(ctx, "alice"); n != len(toks) || err != nil {
+						t.Fatalf("DieAll = %d, %v; want %d", n, err, len(toks))
+					}
+					for _, srv := range servers {
+						for _, tok := range toks {
+							wantGone(t, srv, tok)
+						}
+						wantUser(t, srv, bob, "bob")
+					}
+					mustDie(t, servers[0], bob)
+				})
+			}
+		}
+	}
+	for _, keys := range [][][]byte{{sesh.PlainKey}, {k1, sesh.PlainKey, sesh.PlainKey}} {
+		if _, err := sesh.NewCrypt(newStore(t, b, sesh.Options{}), keys...); err == nil || !strings.Contains(err.Error(), "PlainKey") {
+			t.Errorf("NewCrypt with %d keys = %v; want an error naming PlainKey", len(keys), err)
+		}
 	}
 }

@@ -88,6 +88,7 @@ func Run(t *testing.T, b Backend) {
 		{"CryptTamper", testCryptTamper},
 		{"CryptRotation", testCryptRotation},
 		{"CryptV1", testCryptV1},
+		{"Rollout", testRollout},
 		{"Lifecycle", testLifecycle},
 		{"IndexLife", testIndexLife},
 		{"IndexSlack", testIndexSlack},
