@@ -99,7 +99,31 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '(-' .. string.format('%.0f', now), '(0')
 redis.call('ZADD', KEYS[1], string.format('%.0f', -(now + tonumber(ARGV[2]))), ARGV[1])
 return redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf')`)
+
+	// end is DieAll's end of one token: it deletes the token and its
+	// deadline key and returns 1, or, when the token is not there, marks
+	// its name ended for ms and returns 0. A Rotate that indexed its new
+	// token before DieAll's lock may write it after this ran (on Cluster,
+	// the token and the old one it ends live on different masters, written
+	// in any order): the mark makes that write fail.
+	//
+	// KEYS: token, deadline, mark. ARGV: mark ms.
+	end = newScript(3, `
+redis.call('DEL', KEYS[2])
+if redis.call('DEL', KEYS[1]) == 1 then return 1 end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
+return 0`)
+
+	// createNew is create for Rotate's new token, which it does not write
+	// (returning -1) under a mark of end.
+	//
+	// KEYS: token, deadline, mark. ARGV: as create's.
+	createNew = newScript(3, `
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end`+create.src)
 )
+
+// endedKey names the mark that end leaves for a token it did not find.
+func endedKey(key string) string { return key + ":x" }
 
 const (
 	// createWindow bounds the time between writing an index entry and
@@ -371,27 +395,26 @@ func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
-	per := 1 + b2i(s.maxAge > 0)
 	for _, m := range members {
 		key := s.memberKey(m)
-		c.send("DEL", key)
-		if s.maxAge > 0 {
-			c.send("DEL", deadlineKey(key))
-		}
+		// The mark outlives any write of a Rotate that indexed its token
+		// before this DieAll's lock: Rotate gives up after createWindow/2
+		// between indexing and writing, and after as long again writing.
+		c.sendEval(end, key, deadlineKey(key), endedKey(key), createWindow.Milliseconds())
 	}
 	waits := s.sendWait(c)
-	rs, err := c.pipe(per*len(members) + waits)
+	rs, err := c.pipe(len(members) + waits)
 	if err != nil {
 		return nil, err
 	}
 	var ended []string
-	for i, r := range rs[:per*len(members)] {
+	for i, r := range rs[:len(members)] {
 		switch r := r.(type) {
 		case redis.Error:
 			return ended, r
 		case int64:
-			if i%per == 0 && r == 1 {
-				ended = append(ended, members[i/per])
+			if r == 1 {
+				ended = append(ended, members[i])
 			}
 		}
 	}
@@ -564,7 +587,7 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 // DieAll that ended it first wins over all of them. It returns ErrNotFound
 // when the old token was ended first or its deadline has passed.
 func (s *Store) swap(c *conn, r *rotation) error {
-	c.sendEval(create, r.nkey, deadlineKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
+	c.sendEval(createNew, r.nkey, deadlineKey(r.nkey), endedKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
 	c.send("DEL", r.key) // alone, so its reply says whether this call ended it
 	c.send("DEL", deadlineKey(r.key))
 	writes := 3
@@ -577,9 +600,14 @@ func (s *Store) swap(c *conn, r *rotation) error {
 		}
 	}
 	waits := s.sendWait(c)
+	start := time.Now()
 	rs, err := c.pipe(writes + waits)
 	if err != nil {
 		return err
+	}
+	if took := time.Since(start); took > createWindow/2 {
+		// A DieAll's mark on the new token's name may have expired first.
+		return fmt.Errorf("writing the new token took %v, more than %v", took.Round(time.Millisecond), createWindow/2)
 	}
 	for _, r := range rs[:writes] {
 		if e, ok := r.(redis.Error); ok {
@@ -591,8 +619,8 @@ func (s *Store) swap(c *conn, r *rotation) error {
 		// The old token is ended all the same, which fails safe.
 		return errors.New("new token collided with a live one; Rand is not random")
 	case rs[0] == int64(-1) || ended == 0:
-		// The deadline has passed, or another Rotate, Die or DieAll ended
-		// the old token first.
+		// The deadline has passed, a DieAll ended the new token's name, or
+		// another Rotate, Die or DieAll ended the old token first.
 		return ErrNotFound
 	}
 	if waits > 0 {

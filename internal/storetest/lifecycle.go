@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -456,4 +457,95 @@ func testIndexSlack(t *testing.T, b Backend) {
 		t.Fatalf("DieAll = %d, %v; want 1: the index expired before its token", n, err)
 	}
 	wantGone(t, s, tok)
+}
+
+// testRotateDuringDieAll checks that a Rotate that indexed its new token
+// before a DieAll's lock, and writes it after DieAll looked for it, cannot
+// keep it. On Cluster DieAll's deletions reach their masters in any order,
+// so the Rotate can also end the old token before DieAll does; DieAll then
+// returns nil, and the new token must not live.
+func testRotateDuringDieAll(t *testing.T, b Backend) {
+	ctx := context.Background()
+	for _, o := range []sesh.Options{
+		{TrackUsers: true, TTL: time.Minute},
+		{TrackUsers: true, TTL: time.Minute, MaxAge: time.Hour},
+	} {
+		o.Prefix = prefix(t)
+		o.CacheSize = wrappedCacheSize(b)
+		s := newStore(t, b, o)
+		old := set(t, s, "alice")
+		oldKey := key(t, o.Prefix, old)
+		touchesOld := func(args []any) bool { return slices.Contains(args, any(oldKey)) }
+
+		// The Rotate stops before writing its new token.
+		ready, release := make(chan struct{}), make(chan struct{})
+		var held atomic.Bool
+		rotating := &stepping{Pool: b.Pool}
+		rotating.before = func(cmd string, args []any) {
+			if writesToken(cmd, args) && held.CompareAndSwap(false, true) {
+				close(ready)
+				<-release
+			}
+		}
+		type result struct {
+			tok string
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			tok, err := newOn(t, rotating, o).Rotate(ctx, old)
+			done <- result{tok, err}
+		}()
+		select {
+		case <-ready:
+		case r := <-done:
+			t.Fatalf("Rotate = %q, %v before writing its token", r.tok, r.err)
+		}
+
+		// DieAll ends the new token's name first, then lets the Rotate
+		// finish, then ends the old token.
+		var r result
+		var let atomic.Bool
+		dying := &stepping{Pool: b.Pool}
+		dying.reorder = func(q [][]any) {
+			slices.SortStableFunc(q, func(x, y []any) int { return b2i(touchesOld(x[1:])) - b2i(touchesOld(y[1:])) })
+		}
+		dying.before = func(cmd string, args []any) {
+			if touchesOld(args) && let.CompareAndSwap(false, true) {
+				close(release)
+				r = <-done
+			}
+		}
+		if _, err := newOn(t, dying, o).DieAll(ctx, "alice"); err != nil {
+			t.Fatalf("DieAll: %v", err)
+		}
+		if !let.Load() {
+			t.Fatal("the Rotate did not run between DieAll's deletions")
+		}
+		wantGone(t, s, old)
+		if r.err == nil {
+			wantGone(t, s, r.tok)
+		} else if !errors.Is(r.err, sesh.ErrNotFound) {
+			t.Fatalf("Rotate = %v", r.err)
+		}
+		count(t, s, "alice", 0)
+	}
+}
+
+// newOn is sesh.New on a Pool that wraps b's.
+func newOn(t *testing.T, p sesh.Pool, o sesh.Options) *sesh.Store {
+	t.Helper()
+	s, err := sesh.New(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

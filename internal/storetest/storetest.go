@@ -92,6 +92,7 @@ func Run(t *testing.T, b Backend) {
 		{"Lifecycle", testLifecycle},
 		{"IndexLife", testIndexLife},
 		{"IndexSlack", testIndexSlack},
+		{"RotateDuringDieAll", testRotateDuringDieAll},
 		{"Prune", testPrune},
 		{"Rotate", testRotate},
 		{"RotateRace", testRotateRace},
