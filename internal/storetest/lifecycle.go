@@ -436,7 +436,7 @@ func testIndexSlack(t *testing.T, b Backend) {
 	step := &stepping{Pool: b.Pool}
 	step.before = func(cmd string, args []any) {
 		if armed.Load() && writesToken(cmd, args) && delayed.CompareAndSwap(false, true) {
-			b.Advance(t, 2*u) // the token is written 2u after its entry
+			b.Advance(t, 4*u) // the token is written 4u after its entry
 		}
 	}
 	o.CacheSize = wrappedCacheSize(b)
@@ -451,7 +451,7 @@ func testIndexSlack(t *testing.T, b Backend) {
 	if !delayed.Load() {
 		t.Fatal("the token write was not delayed")
 	}
-	b.Advance(t, 3*u) // 5u after the entry: the token has 1u to live
+	b.Advance(t, 2*u) // 6u after the entry, 2u past MaxAge: the token has 2u to live
 	wantUser(t, s, tok, "alice")
 	if n, err := s.DieAll(ctx, "alice"); n != 1 || err != nil {
 		t.Fatalf("DieAll = %d, %v; want 1: the index expired before its token", n, err)
