@@ -182,7 +182,10 @@ func (c *Crypt) Die(ctx context.Context, token string) error {
 	return c.s.runDie(ctx, c, token)
 }
 
-// DieAll ends every live token of userID. See Store.DieAll.
+// DieAll ends every live token of userID. See Store.DieAll. It reaches
+// the tokens sealed with every key c holds, and with PlainKey those stored
+// plain, but no others: docs/security.md rotates keys so that every server
+// holds every key any server seals with.
 func (c *Crypt) DieAll(ctx context.Context, userID string) (int, error) {
 	return c.s.runDieAll(ctx, c, userID)
 }
