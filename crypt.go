@@ -1,6 +1,7 @@
 package sesh
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -45,15 +46,16 @@ const (
 // Crypt is safe for concurrent use by multiple goroutines.
 type Crypt struct {
 	s     *Store
-	keys  []cryptKey // keys[0] seals; every key opens
-	plain bool       // one of keys is PlainKey
+	keys  []cryptKey // keys[0] seals; every key but a retired one opens
+	plain bool       // keys holds PlainKey, not retired: plain values open
 }
 
 // cryptKey is one configured key, as each seal version uses it: v[0] for
 // version 1, v[1] for version 2; or, with plain set, PlainKey.
 type cryptKey struct {
-	v     [2]sealer
-	plain bool
+	v       [2]sealer
+	plain   bool
+	retired bool // opens nothing; DieAll and Count still reach its indexes
 }
 
 // PlainKey, listed among NewCrypt's keys, stands for a plain Store's
@@ -66,6 +68,17 @@ type cryptKey struct {
 // that no key opens is taken as a user ID, and the plain index's key names
 // the user. NewCrypt refuses PlainKey alone.
 var PlainKey = []byte("sesh: plain values, to turn encryption on")
+
+// RetiredKey returns key, or PlainKey, marked retired, to list among
+// NewCrypt's keys after the first: the Crypt then opens no value sealed
+// with key, so that the sessions sealed with it end, while DieAll and Count
+// still reach their indexes for servers that still open them. It is the
+// step before dropping a key for good (see docs/security.md).
+func RetiredKey(key []byte) []byte {
+	return append([]byte(retiredMark), key...)
+}
+
+const retiredMark = "sesh: retired key: "
 
 type sealer struct {
 	kid   [kidLen]byte
@@ -98,11 +111,12 @@ func newSealers(k []byte) (ck cryptKey, err error) {
 	return ck, nil
 }
 
-// NewCrypt returns a Crypt over s. Each key is 32 bytes, or PlainKey;
-// keys[0] seals new values and every key opens. A key rotation first adds
-// the new key after the old one, then swaps them: see docs/security.md.
-// NewCrypt returns an error for no keys, a key that is not 32 bytes, a key
-// given twice, and PlainKey alone.
+// NewCrypt returns a Crypt over s. Each key is 32 bytes, PlainKey, or
+// either marked by RetiredKey; keys[0] seals new values and every key but a
+// retired one opens. A key rotation first adds the new key after the old
+// one, then swaps them: see docs/security.md. NewCrypt returns an error for
+// no keys, a key that is not 32 bytes, a key given twice, a RetiredKey
+// first, and PlainKey alone.
 func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 	if s == nil {
 		return nil, errors.New("sesh: newcrypt: Store is nil")
@@ -111,37 +125,46 @@ func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 		return nil, errors.New("sesh: newcrypt: no keys; make one with sesh keygen or KeyFromSecret")
 	}
 	c := &Crypt{s: s}
+	raw := make([][]byte, len(keys))
 	for i, k := range keys {
-		if subtle.ConstantTimeCompare(k, PlainKey) == 1 {
-			if c.plain {
-				return nil, fmt.Errorf("sesh: newcrypt: key %d repeats PlainKey", i)
-			}
-			c.keys, c.plain = append(c.keys, cryptKey{plain: true}), true
-			continue
-		}
-		if len(k) != 32 {
-			return nil, fmt.Errorf("sesh: newcrypt: key %d is %d bytes, want 32", i, len(k))
-		}
+		k, retired := bytes.CutPrefix(k, []byte(retiredMark))
+		raw[i] = k
 		for j := range i {
-			if subtle.ConstantTimeCompare(k, keys[j]) == 1 {
+			if subtle.ConstantTimeCompare(k, raw[j]) == 1 {
 				return nil, fmt.Errorf("sesh: newcrypt: key %d repeats key %d", i, j)
 			}
 		}
-		ck, err := newSealers(k)
+		if retired && i == 0 {
+			return nil, errors.New("sesh: newcrypt: key 0 is a RetiredKey, which seals nothing")
+		}
+		ck, err := newCryptKey(k)
 		if err != nil {
 			return nil, fmt.Errorf("sesh: newcrypt: key %d: %w", i, err)
 		}
+		ck.retired = retired
 		for j, o := range c.keys {
-			if !o.plain && (o.v[0].kid == ck.v[0].kid || o.v[1].kid == ck.v[1].kid) {
+			if !o.plain && !ck.plain && (o.v[0].kid == ck.v[0].kid || o.v[1].kid == ck.v[1].kid) {
 				return nil, fmt.Errorf("sesh: newcrypt: keys %d and %d share a key ID; draw a new key", j, i)
 			}
 		}
 		c.keys = append(c.keys, ck)
+		c.plain = c.plain || ck.plain && !retired
 	}
-	if len(c.keys) == 1 && c.plain {
+	if len(c.keys) == 1 && c.keys[0].plain {
 		return nil, errors.New("sesh: newcrypt: PlainKey alone seals nothing; list a key with it")
 	}
 	return c, nil
+}
+
+// newCryptKey checks a configured key and derives what it needs.
+func newCryptKey(k []byte) (cryptKey, error) {
+	if subtle.ConstantTimeCompare(k, PlainKey) == 1 {
+		return cryptKey{plain: true}, nil
+	}
+	if len(k) != 32 {
+		return cryptKey{}, fmt.Errorf("%d bytes, want 32", len(k))
+	}
+	return newSealers(k)
 }
 
 // KeyFromSecret derives a 32-byte key from a high-entropy secret with
@@ -243,7 +266,8 @@ func (c *Crypt) sealedBy(value string) *sealer {
 		return nil
 	}
 	for i := range c.keys {
-		if k := &c.keys[i].v[value[0]-1]; !c.keys[i].plain && string(k.kid[:]) == value[1:headerLen] {
+		ck := &c.keys[i]
+		if k := &ck.v[value[0]-1]; !ck.plain && !ck.retired && string(k.kid[:]) == value[1:headerLen] {
 			return k
 		}
 	}
