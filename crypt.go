@@ -1,6 +1,7 @@
 package sesh
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -38,19 +39,46 @@ const (
 //
 // Crypt has the Store's semantics for every method; only the stored value
 // differs. It adds no round trip: the crypto work happens on the client.
-// With TrackUsers, index keys hold an HMAC of the user ID, never the user ID.
+// With TrackUsers, index keys hold an HMAC of the user ID, never the user ID
+// (but see PlainKey). DieAll and Count reach the indexes of every key the
+// Crypt holds.
 //
 // Crypt is safe for concurrent use by multiple goroutines.
 type Crypt struct {
-	s    *Store
-	keys []cryptKey // keys[0] seals; every key opens
+	s     *Store
+	keys  []cryptKey // keys[0] seals; every key but a retired one opens
+	plain bool       // keys holds PlainKey, not retired: plain values open
 }
 
 // cryptKey is one configured key, as each seal version uses it: v[0] for
-// version 1, v[1] for version 2.
+// version 1, v[1] for version 2; or, with plain set, PlainKey.
 type cryptKey struct {
-	v [2]sealer
+	v       [2]sealer
+	plain   bool
+	retired bool // opens nothing; DieAll and Count still reach its indexes
 }
+
+// PlainKey, listed among NewCrypt's keys, stands for a plain Store's
+// values, to turn encryption on in a live deployment without a moment when
+// DieAll misses a token (see docs/security.md). Listed first, the Crypt
+// stores user IDs unsealed, as a plain Store does, and indexes them under
+// the plain Store's index; listed after a key, it opens unsealed values.
+// Either way DieAll and Count reach the plain Store's index too. While a
+// Crypt holds PlainKey it gives up what sealing guards against: any value
+// that no key opens is taken as a user ID, and the plain index's key names
+// the user. NewCrypt refuses PlainKey alone.
+var PlainKey = []byte("sesh: plain values, to turn encryption on")
+
+// RetiredKey returns key, or PlainKey, marked retired, to list among
+// NewCrypt's keys after the first: the Crypt then opens no value sealed
+// with key, so that the sessions sealed with it end, while DieAll and Count
+// still reach their indexes for servers that still open them. It is the
+// step before dropping a key for good (see docs/security.md).
+func RetiredKey(key []byte) []byte {
+	return append([]byte(retiredMark), key...)
+}
+
+const retiredMark = "sesh: retired key: "
 
 type sealer struct {
 	kid   [kidLen]byte
@@ -83,10 +111,12 @@ func newSealers(k []byte) (ck cryptKey, err error) {
 	return ck, nil
 }
 
-// NewCrypt returns a Crypt over s. Each key is 32 bytes; keys[0] seals new
-// values and every key opens, so a rotation lists the new key first and the
-// old ones after it. NewCrypt returns an error for no keys, a key that is not
-// 32 bytes, and a key given twice.
+// NewCrypt returns a Crypt over s. Each key is 32 bytes, PlainKey, or
+// either marked by RetiredKey; keys[0] seals new values and every key but a
+// retired one opens. A key rotation first adds the new key after the old
+// one, then swaps them: see docs/security.md. NewCrypt returns an error for
+// no keys, a key that is not 32 bytes, a key given twice, a RetiredKey
+// first, and PlainKey alone.
 func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 	if s == nil {
 		return nil, errors.New("sesh: newcrypt: Store is nil")
@@ -95,27 +125,46 @@ func NewCrypt(s *Store, keys ...[]byte) (*Crypt, error) {
 		return nil, errors.New("sesh: newcrypt: no keys; make one with sesh keygen and ParseKey, or with KeyFromSecret")
 	}
 	c := &Crypt{s: s}
+	raw := make([][]byte, len(keys))
 	for i, k := range keys {
-		if len(k) != 32 {
-			return nil, fmt.Errorf("sesh: newcrypt: key %d is %d bytes, want 32", i, len(k))
-		}
+		k, retired := bytes.CutPrefix(k, []byte(retiredMark))
+		raw[i] = k
 		for j := range i {
-			if subtle.ConstantTimeCompare(k, keys[j]) == 1 {
+			if subtle.ConstantTimeCompare(k, raw[j]) == 1 {
 				return nil, fmt.Errorf("sesh: newcrypt: key %d repeats key %d", i, j)
 			}
 		}
-		ck, err := newSealers(k)
+		if retired && i == 0 {
+			return nil, errors.New("sesh: newcrypt: key 0 is a RetiredKey, which seals nothing")
+		}
+		ck, err := newCryptKey(k)
 		if err != nil {
 			return nil, fmt.Errorf("sesh: newcrypt: key %d: %w", i, err)
 		}
+		ck.retired = retired
 		for j, o := range c.keys {
-			if o.v[0].kid == ck.v[0].kid || o.v[1].kid == ck.v[1].kid {
+			if !o.plain && !ck.plain && (o.v[0].kid == ck.v[0].kid || o.v[1].kid == ck.v[1].kid) {
 				return nil, fmt.Errorf("sesh: newcrypt: keys %d and %d share a key ID; draw a new key", j, i)
 			}
 		}
 		c.keys = append(c.keys, ck)
+		c.plain = c.plain || ck.plain && !retired
+	}
+	if len(c.keys) == 1 && c.keys[0].plain {
+		return nil, errors.New("sesh: newcrypt: PlainKey alone seals nothing; list a key with it")
 	}
 	return c, nil
+}
+
+// newCryptKey checks a configured key and derives what it needs.
+func newCryptKey(k []byte) (cryptKey, error) {
+	if subtle.ConstantTimeCompare(k, PlainKey) == 1 {
+		return cryptKey{plain: true}, nil
+	}
+	if len(k) != 32 {
+		return cryptKey{}, fmt.Errorf("%d bytes, want 32", len(k))
+	}
+	return newSealers(k)
 }
 
 // KeyFromSecret derives a 32-byte key from a high-entropy secret with
@@ -162,7 +211,10 @@ func (c *Crypt) Die(ctx context.Context, token string) error {
 	return c.s.runDie(ctx, c, token)
 }
 
-// DieAll ends every live token of userID. See Store.DieAll.
+// DieAll ends every live token of userID. See Store.DieAll. It reaches
+// the tokens sealed with every key c holds, and with PlainKey those stored
+// plain, but no others: docs/security.md rotates keys so that every server
+// holds every key any server seals with.
 func (c *Crypt) DieAll(ctx context.Context, userID string) (int, error) {
 	return c.s.runDieAll(ctx, c, userID)
 }
@@ -189,8 +241,11 @@ func (c *Crypt) Close() error { return c.s.Close() }
 // seal encrypts userID under keys[0] with a fresh random nonce. The
 // associated data binds it to the version, the key ID and the Redis key.
 // Nonces come from crypto/rand, never from Options.Rand: a repeated nonce
-// would break GCM.
+// would break GCM. With PlainKey first, userID is stored as it is.
 func (c *Crypt) seal(key, userID string) (string, error) {
+	if c.keys[0].plain {
+		return userID, nil
+	}
 	k := &c.keys[0].v[sealVersion-1]
 	out := make([]byte, headerLen+nonceLen, sealedMin+len(userID))
 	out[0] = sealVersion
@@ -202,18 +257,20 @@ func (c *Crypt) seal(key, userID string) (string, error) {
 	return string(out), nil
 }
 
-// open decrypts a value sealed by seal under the same Redis key.
+// open decrypts a value sealed by seal under the same Redis key. With
+// PlainKey, a value that no key opens is a plain Store's user ID.
 func (c *Crypt) open(key, value string) (string, error) {
-	k := c.sealedBy(value)
-	if k == nil {
-		return "", ErrDecrypt
+	if k := c.sealedBy(value); k != nil {
+		v := []byte(value)
+		pt, err := k.aead.Open(nil, v[headerLen:headerLen+nonceLen], v[headerLen+nonceLen:], ad(v[:headerLen], key))
+		if err == nil {
+			return string(pt), nil
+		}
 	}
-	v := []byte(value)
-	pt, err := k.aead.Open(nil, v[headerLen:headerLen+nonceLen], v[headerLen+nonceLen:], ad(v[:headerLen], key))
-	if err != nil {
-		return "", ErrDecrypt
+	if c.plain {
+		return value, nil
 	}
-	return string(pt), nil
+	return "", ErrDecrypt
 }
 
 // sealedBy returns the sealer that sealed value, or nil when value is not a
@@ -223,7 +280,8 @@ func (c *Crypt) sealedBy(value string) *sealer {
 		return nil
 	}
 	for i := range c.keys {
-		if k := &c.keys[i].v[value[0]-1]; string(k.kid[:]) == value[1:headerLen] {
+		ck := &c.keys[i]
+		if k := &ck.v[value[0]-1]; !ck.plain && !ck.retired && string(k.kid[:]) == value[1:headerLen] {
 			return k
 		}
 	}
@@ -237,14 +295,21 @@ func ad(header []byte, key string) []byte {
 
 // indexID names a user's index by an HMAC of the user ID under the key that
 // sealed value (keys[0] for a new value), so no key name reveals a user ID.
+// An unsealed value, with PlainKey, is in the plain Store's index.
 func (c *Crypt) indexID(userID, value string) string {
-	k := &c.keys[0].v[sealVersion-1]
+	k := &c.keys[0]
 	if value != "" {
 		if o := c.sealedBy(value); o != nil {
-			k = o
+			return indexHMAC(o.index, userID)
+		}
+		if c.plain {
+			return userID
 		}
 	}
-	return indexHMAC(k.index, userID)
+	if k.plain {
+		return userID
+	}
+	return indexHMAC(k.v[sealVersion-1].index, userID)
 }
 
 // indexIDs lists the indexes a user may have, oldest first: DieAll must
@@ -254,6 +319,10 @@ func (c *Crypt) indexID(userID, value string) string {
 func (c *Crypt) indexIDs(userID string) []string {
 	ids := make([]string, 0, 2*len(c.keys))
 	for i := len(c.keys) - 1; i >= 0; i-- {
+		if c.keys[i].plain {
+			ids = append(ids, userID)
+			continue
+		}
 		for _, v := range c.keys[i].v {
 			ids = append(ids, indexHMAC(v.index, userID))
 		}

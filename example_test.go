@@ -143,29 +143,61 @@ func ExampleNewCrypt() {
 	// true
 }
 
-// A key rotation: the new key seals, the old one still opens, until it is
-// dropped.
+// A key rotation, each step deployed to every server before the next: at
+// every step, and beside servers at the step before, every server opens
+// every live token and DieAll from any of them ends all of a user's.
 func ExampleNewCrypt_rotation() {
 	pool, stop := embedded()
 	defer stop()
 	ctx := context.Background()
-	s, _ := sesh.New(pool, sesh.Options{})
+	s, _ := sesh.New(pool, sesh.Options{TrackUsers: true})
 	oldKey, _ := sesh.KeyFromSecret("the-old-secret-0123456789abcdefghij")
 	newKey, _ := sesh.KeyFromSecret("the-new-secret-0123456789abcdefghij")
 
 	before, _ := sesh.NewCrypt(s, oldKey)
 	token, _ := before.Set(ctx, "alice")
 
-	during, _ := sesh.NewCrypt(s, newKey, oldKey) // step 1: deploy this everywhere
-	userID, _ := during.Get(ctx, token)
-	fmt.Println("during:", userID)
+	held, _ := sesh.NewCrypt(s, oldKey, newKey)    // step 1: hold the new key, still seal with the old
+	sealing, _ := sesh.NewCrypt(s, newKey, oldKey) // step 2: seal with the new key
+	fresh, _ := sealing.Set(ctx, "alice")
+	userID, _ := held.Get(ctx, fresh)
+	fmt.Println("step 1 opens step 2's token:", userID)
 
-	after, _ := sesh.NewCrypt(s, newKey) // step 2: once old tokens have expired
-	_, err := after.Get(ctx, token)
-	fmt.Println("after:", errors.Is(err, sesh.ErrDecrypt))
+	// step 3, unless MaxAge has passed since step 2: end the old key's sessions
+	retiring, _ := sesh.NewCrypt(s, newKey, sesh.RetiredKey(oldKey))
+	_, err := retiring.Get(ctx, token)
+	fmt.Println("step 3 opens the old key's token:", !errors.Is(err, sesh.ErrDecrypt))
+
+	after, _ := sesh.NewCrypt(s, newKey) // step 4: drop the old key
+	n, _ := after.DieAll(ctx, "alice")
+	fmt.Println("DieAll ended:", n)
 	// Output:
-	// during: alice
-	// after: true
+	// step 1 opens step 2's token: alice
+	// step 3 opens the old key's token: false
+	// DieAll ended: 1
+}
+
+// Turning encryption on in a live deployment, each step deployed to every
+// server before the next.
+func ExamplePlainKey() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+	s, _ := sesh.New(pool, sesh.Options{TrackUsers: true})
+	key, _ := sesh.KeyFromSecret("the-secret-0123456789abcdefghijklmn")
+	token, _ := s.Set(ctx, "alice") // a plain Store, before
+
+	held, _ := sesh.NewCrypt(s, sesh.PlainKey, key)    // step 1: hold the key, still store plain
+	sealing, _ := sesh.NewCrypt(s, key, sesh.PlainKey) // step 2: seal, still open plain values
+	userID, _ := sealing.Get(ctx, token)
+	fmt.Println("step 2 opens a plain token:", userID)
+	n, _ := held.DieAll(ctx, "alice")
+	fmt.Println("step 1's DieAll ended:", n)
+	// step 3, unless MaxAge has passed since step 2: sesh.RetiredKey(sesh.PlainKey)
+	// step 4: sesh.NewCrypt(s, key)
+	// Output:
+	// step 2 opens a plain token: alice
+	// step 1's DieAll ended: 1
 }
 
 // Counters an operator can poll, every second if need be.

@@ -29,28 +29,41 @@ import (
 var (
 	// register adds a token member due at max(px, window) from now (px 0: a
 	// token without expiry, checked again after recheck), keeps the index
-	// alive at least as long as its tokens can live, and returns {added,
+	// alive until window past the token's deadline, and returns {added,
 	// members due for a check}. With ARGV[4] set, for Rotate, it first
 	// requires that member to be indexed (false when it is not) and no
 	// DieAll to be under way (-1 when one is).
 	//
-	// KEYS: index. ARGV: member, px, index ms (0: no expiry), required member, window ms, recheck ms.
+	// The index's life only ever grows, whatever the Options of the Stores
+	// that share it: an index that existed without an expiry keeps none (a
+	// Store without MaxAge put its tokens there), and one with an expiry is
+	// never made to expire sooner. The window covers a Set's token, whose
+	// deadline starts when it is written, up to window after its entry.
+	//
+	// KEYS: index. ARGV: member, px, deadline (-1: none, 0: now + MaxAge,
+	// else ms since the epoch), required member, window ms, recheck ms,
+	// MaxAge ms.
 	register = newScript(1, nowMS+`
 if ARGV[4] ~= '' then
   if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then return false end
   local l = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES', 'LIMIT', 0, 1)
   if #l > 0 and -tonumber(l[2]) > now then return -1 end
 end
-local px = tonumber(ARGV[2])
+local px, window = tonumber(ARGV[2]), tonumber(ARGV[5])
 if px == 0 then px = tonumber(ARGV[6]) end
-local due = now + math.max(px, tonumber(ARGV[5]))
+local due = now + math.max(px, window)
+local existed = redis.call('EXISTS', KEYS[1])
 local added = redis.call('ZADD', KEYS[1], string.format('%.0f', due), ARGV[1])
-local ttl = tonumber(ARGV[3])
-if ttl == 0 then
+local dl = tonumber(ARGV[3])
+if dl < 0 then
   redis.call('PERSIST', KEYS[1])
 else
+  if dl == 0 then dl = now + tonumber(ARGV[7]) end
+  local ttl = math.max(dl - now, 0) + window
   local p = redis.call('PTTL', KEYS[1])
-  if p == -1 or p < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+  if existed == 0 or (p >= 0 and p < ttl) then
+    redis.call('PEXPIRE', KEYS[1], string.format('%.0f', ttl))
+  end
 end
 return {added, redis.call('ZRANGEBYSCORE', KEYS[1], 0, string.format('%.0f', now), 'LIMIT', 0, 8)}`)
 
@@ -86,13 +99,39 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '(-' .. string.format('%.0f', now), '(0')
 redis.call('ZADD', KEYS[1], string.format('%.0f', -(now + tonumber(ARGV[2]))), ARGV[1])
 return redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf')`)
+
+	// end is DieAll's end of one token: it deletes the token and its
+	// deadline key and returns 1, or, when the token is not there, marks
+	// its name ended for ms and returns 0. A Rotate that indexed its new
+	// token before DieAll's lock may write it after this ran (on Cluster,
+	// the token and the old one it ends live on different masters, written
+	// in any order): the mark makes that write fail.
+	//
+	// KEYS: token, deadline, mark. ARGV: mark ms.
+	end = newScript(3, `
+redis.call('DEL', KEYS[2])
+if redis.call('DEL', KEYS[1]) == 1 then return 1 end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
+return 0`)
+
+	// createNew is create for Rotate's new token, which it does not write
+	// (returning -1) under a mark of end.
+	//
+	// KEYS: token, deadline, mark. ARGV: as create's.
+	createNew = newScript(3, `
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end`+create.src)
 )
+
+// endedKey names the mark that end leaves for a token it did not find.
+func endedKey(key string) string { return key + ":x" }
 
 const (
 	// createWindow bounds the time between writing an index entry and
-	// writing its token. Set writes both in one round trip; Rotate gives up
-	// when half the window has passed between its round trips, and a check
-	// gives up pruning when half of it has passed since it read the tokens.
+	// writing its token, and is the slack by which an index outlives its
+	// tokens' deadlines. Set writes both in one round trip, and ends its
+	// token when that took more than half the window; Rotate gives up when
+	// half the window has passed between its round trips, and a check gives
+	// up pruning when half of it has passed since it read the tokens.
 	createWindow = time.Minute
 
 	// recheck is how often an entry of a token without expiry is checked.
@@ -173,15 +212,15 @@ func (s *Store) Rotate(ctx context.Context, token string) (string, error) {
 }
 
 // sendRegister queues register of member in idx, for a token that expires
-// in px ms (0: never); must, when not "", is the member that has to be
-// present.
-func (s *Store) sendRegister(c *conn, idx, member string, px int64, must string) {
-	var idxTTL int64
-	if s.maxAge > 0 {
-		// Nothing outlives MaxAge, not even a rotated token.
-		idxTTL = s.maxAge
+// in px ms (0: never) and whose deadline is dl (-1: none, 0: MaxAge from
+// now, else ms since the epoch on the server's clock); must, when not "",
+// is the member that has to be present.
+func (s *Store) sendRegister(c *conn, idx, member string, px, dl int64, must string) {
+	if s.maxAge == 0 {
+		// This Store's tokens may live forever: so must the index.
+		dl = -1
 	}
-	c.sendEval(register, idx, member, px, idxTTL, must, createWindow.Milliseconds(), recheck.Milliseconds())
+	c.sendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), s.maxAge)
 }
 
 // registered reads register's reply: whether the member was added, which
@@ -197,11 +236,26 @@ func registered(r any) (added bool, due []string, err error) {
 	}
 	vs, err := redis.Values(r, nil)
 	if err != nil || len(vs) != 2 {
-		return false, nil, fmt.Errorf("unexpected register reply %v: %w", r, err)
+		return false, nil, fmt.Errorf("unexpected register reply, %s", shape(r))
 	}
 	n, _ := redis.Int(vs[0], nil)
 	due, err = redis.Strings(vs[1], nil)
 	return n == 1, due, err
+}
+
+// shape describes a reply by its type and length, never its content, for
+// an error message: a reply may hold a stored value, which is a user ID in
+// a plain Store.
+func shape(v any) string {
+	switch v := v.(type) {
+	case []any:
+		return fmt.Sprintf("an array of %d", len(v))
+	case []byte:
+		return fmt.Sprintf("a string of %d bytes", len(v))
+	case nil:
+		return "nil"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 // prune looks up the tokens named by members of idx, drops the entries that
@@ -341,27 +395,26 @@ func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
-	per := 1 + b2i(s.maxAge > 0)
 	for _, m := range members {
 		key := s.memberKey(m)
-		c.send("DEL", key)
-		if s.maxAge > 0 {
-			c.send("DEL", deadlineKey(key))
-		}
+		// The mark outlives any write of a Rotate that indexed its token
+		// before this DieAll's lock: Rotate gives up after createWindow/2
+		// between indexing and writing, and after as long again writing.
+		c.sendEval(end, key, deadlineKey(key), endedKey(key), createWindow.Milliseconds())
 	}
 	waits := s.sendWait(c)
-	rs, err := c.pipe(per*len(members) + waits)
+	rs, err := c.pipe(len(members) + waits)
 	if err != nil {
 		return nil, err
 	}
 	var ended []string
-	for i, r := range rs[:per*len(members)] {
+	for i, r := range rs[:len(members)] {
 		switch r := r.(type) {
 		case redis.Error:
 			return ended, r
 		case int64:
-			if i%per == 0 && r == 1 {
-				ended = append(ended, members[i/per])
+			if r == 1 {
+				ended = append(ended, members[i])
 			}
 		}
 	}
@@ -455,7 +508,7 @@ func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
 	}
 	vs, err := redis.Values(v, nil)
 	if err != nil || len(vs) != 2 {
-		return nil, fmt.Errorf("unexpected reply %v: %w", v, err)
+		return nil, fmt.Errorf("unexpected deadline reply, %s", shape(v))
 	}
 	r := &rotation{key: key}
 	if r.val, err = redis.String(vs[0], nil); err != nil {
@@ -489,9 +542,9 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 	px := s.px(s.maxAge)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		r.registered = time.Now()
-		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, s.member(r.key))
+		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, r.deadline, s.member(r.key))
 		if r.newIdx != r.oldIdx {
-			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, "")
+			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, r.deadline, "")
 		}
 		rs, err := c.pipe(1 + b2i(r.newIdx != r.oldIdx))
 		if err != nil {
@@ -534,7 +587,7 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 // DieAll that ended it first wins over all of them. It returns ErrNotFound
 // when the old token was ended first or its deadline has passed.
 func (s *Store) swap(c *conn, r *rotation) error {
-	c.sendEval(create, r.nkey, deadlineKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
+	c.sendEval(createNew, r.nkey, deadlineKey(r.nkey), endedKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
 	c.send("DEL", r.key) // alone, so its reply says whether this call ended it
 	c.send("DEL", deadlineKey(r.key))
 	writes := 3
@@ -547,9 +600,14 @@ func (s *Store) swap(c *conn, r *rotation) error {
 		}
 	}
 	waits := s.sendWait(c)
+	start := time.Now()
 	rs, err := c.pipe(writes + waits)
 	if err != nil {
 		return err
+	}
+	if took := time.Since(start); took > createWindow/2 {
+		// A DieAll's mark on the new token's name may have expired first.
+		return fmt.Errorf("writing the new token took %v, more than %v", took.Round(time.Millisecond), createWindow/2)
 	}
 	for _, r := range rs[:writes] {
 		if e, ok := r.(redis.Error); ok {
@@ -561,8 +619,8 @@ func (s *Store) swap(c *conn, r *rotation) error {
 		// The old token is ended all the same, which fails safe.
 		return errors.New("new token collided with a live one; Rand is not random")
 	case rs[0] == int64(-1) || ended == 0:
-		// The deadline has passed, or another Rotate, Die or DieAll ended
-		// the old token first.
+		// The deadline has passed, a DieAll ended the new token's name, or
+		// another Rotate, Die or DieAll ended the old token first.
 		return ErrNotFound
 	}
 	if waits > 0 {

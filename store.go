@@ -222,13 +222,19 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 	// the two leaves a harmless dangling entry, never an unindexed token.
 	idx := s.indexKey(cd.indexID(userID, ""))
 	member := s.member(key)
-	s.sendRegister(c, idx, member, s.px(s.maxAge), "")
+	s.sendRegister(c, idx, member, s.px(s.maxAge), 0, "")
 	c.send(cmd, args...)
 	// With Replicas, the entry must be on the replicas before the token is
 	// handed out: a failover that lost the entry but kept the token (on
 	// Cluster they live on different masters) would hide it from DieAll.
 	waits := s.sendWait(c)
+	start := time.Now()
 	rs, err := c.pipe(2 + waits)
+	if err == nil && time.Since(start) > createWindow/2 {
+		// The index outlives the token by createWindow at most: a token
+		// written later than that after its entry could outlive it.
+		err = fmt.Errorf("writing the token took %v, more than %v", time.Since(start).Round(time.Millisecond), createWindow/2)
+	}
 	if err != nil {
 		// Whether the token was written is unknown: it must not live
 		// unindexed, and its entry goes once it is known dead.

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,71 @@ func testCryptV1(t *testing.T, b Backend) {
 	}
 	for _, tok := range []string{toks[0], rotated, fresh} {
 		wantGone(t, c, tok)
+	}
+}
+
+// testRollout checks DieAll's completeness at every step of the documented
+// key rotation and of turning encryption on (docs/security.md): servers at
+// one step run beside servers at the step before, and once DieAll from
+// either returns, no server resolves a token of the user that any step
+// issued, by Set or by Rotate. The step that retires the old key can be
+// skipped by waiting until no token of the first steps is live (MaxAge):
+// then the tokens come from the steps on either side of the wait.
+func testRollout(t *testing.T, b Backend) {
+	ctx := context.Background()
+	k1, k2 := newKey(t), newKey(t)
+	type server func(*sesh.Store) api
+	crypt := func(keys ...[]byte) server {
+		return func(s *sesh.Store) api { return newCrypt(t, s, keys...) }
+	}
+	plain := func(s *sesh.Store) api { return s }
+	type pair struct{ before, after, first int } // tokens from steps first to after
+	pairs := []pair{{0, 1, 0}, {1, 2, 0}, {2, 3, 0}, {3, 4, 0}, {2, 4, 2}}
+	for _, r := range []struct {
+		name  string
+		steps []server
+	}{
+		{"key rotation", []server{crypt(k1), crypt(k1, k2), crypt(k2, k1), crypt(k2, sesh.RetiredKey(k1)), crypt(k2)}},
+		{"turning encryption on", []server{plain, crypt(sesh.PlainKey, k1), crypt(k1, sesh.PlainKey), crypt(k1, sesh.RetiredKey(sesh.PlainKey)), crypt(k1)}},
+	} {
+		for _, pr := range pairs {
+			for _, by := range []int{0, 1} {
+				name := fmt.Sprintf("%s: step %d beside step %d, DieAll from step %d", r.name, pr.after, pr.before, []int{pr.before, pr.after}[by])
+				t.Run(name, func(t *testing.T) {
+					parallel(t, b)
+					s := newStore(t, b, sesh.Options{TrackUsers: true, TTL: time.Minute, MaxAge: time.Hour})
+					var toks []string
+					for _, step := range r.steps[pr.first : pr.after+1] {
+						toks = append(toks, set(t, step(s), "alice"))
+					}
+					servers := []api{r.steps[pr.before](s), r.steps[pr.after](s)}
+					bob := set(t, servers[0], "bob")
+					for j, srv := range servers {
+						nt, err := srv.Rotate(ctx, set(t, servers[1-j], "alice"))
+						if err != nil {
+							t.Fatalf("Rotate: %v", err)
+						}
+						toks = append(toks, nt)
+					}
+					if _, err := servers[by].DieAll(ctx, "alice"); err != nil {
+						t.Fatal(err)
+					}
+					for _, srv := range servers {
+						for _, tok := range toks {
+							if got, err := srv.Get(ctx, tok); !errors.Is(err, sesh.ErrNotFound) && !errors.Is(err, sesh.ErrDecrypt) {
+								t.Fatalf("after DieAll a token resolves: Get = %q, %v", got, err)
+							}
+						}
+						wantUser(t, srv, bob, "bob")
+					}
+					mustDie(t, servers[0], bob)
+				})
+			}
+		}
+	}
+	for _, keys := range [][][]byte{{sesh.PlainKey}, {k1, sesh.PlainKey, sesh.PlainKey}, {sesh.RetiredKey(k1), k2}, {k1, sesh.RetiredKey(k1)}} {
+		if _, err := sesh.NewCrypt(newStore(t, b, sesh.Options{}), keys...); err == nil || !strings.HasPrefix(err.Error(), "sesh: newcrypt: ") {
+			t.Errorf("NewCrypt with %d keys = %v; want a sesh: newcrypt: error", len(keys), err)
+		}
 	}
 }

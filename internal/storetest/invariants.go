@@ -101,10 +101,12 @@ func testRotateDeadline(t *testing.T, b Backend) {
 // stepping is a Pool that sends each command of a pipeline in a round trip
 // of its own, as a Pool that cannot pipeline would, and calls before ahead
 // of each command. It lets a test run another operation between two
-// commands of one.
+// commands of one. With reorder, it first reorders the commands of each
+// pipeline, as Cluster may run commands bound for different masters.
 type stepping struct {
 	sesh.Pool
-	before func(cmd string, args []any)
+	before  func(cmd string, args []any)
+	reorder func(cmds [][]any)
 }
 
 type steppingConn struct {
@@ -134,6 +136,9 @@ func (c *steppingConn) Do(cmd string, args ...any) (any, error) {
 	}
 	q := c.queued
 	c.queued = nil
+	if c.p.reorder != nil && cmd == "" {
+		c.p.reorder(q)
+	}
 	var rs []any
 	for _, a := range q {
 		c.p.before(a[0].(string), a[1:])

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,8 +84,8 @@ func testLifecycle(t *testing.T, b Backend) {
 		if n, _ := redis.Int(do(t, b, "ZCARD", p+":u:alice@example.com"), nil); n != 1 {
 			t.Fatalf("plain index holds %d entries, want 1", n)
 		}
-		if d := pttl(t, b, p+":u:alice@example.com"); d <= 0 || d > time.Hour {
-			t.Fatalf("index PTTL = %v, want within MaxAge", d)
+		if d := pttl(t, b, p+":u:alice@example.com"); d <= 0 || d > time.Hour+time.Minute {
+			t.Fatalf("index PTTL = %v, want within MaxAge and a minute", d)
 		}
 		p2 := prefix(t)
 		c := newCrypt(t, newStore(t, b, sesh.Options{Prefix: p2, TrackUsers: true}), newKey(t))
@@ -382,4 +383,171 @@ func testDieAllStress(t *testing.T, b Backend) {
 			}
 		})
 	}
+}
+
+// testIndexLife checks that no Store shortens the life of an index that
+// another Store's tokens need: DieAll stays complete beside a Store with
+// other Options on the same Prefix, and after MaxAge is turned on.
+func testIndexLife(t *testing.T, b Backend) {
+	u := b.Unit
+	ctx := context.Background()
+	keep := sesh.Options{TrackUsers: true, TTL: time.Hour}
+	short := sesh.Options{TrackUsers: true, TTL: time.Hour, MaxAge: 4 * u}
+	long := sesh.Options{TrackUsers: true, TTL: time.Hour, MaxAge: 40 * u}
+	for _, tc := range []struct {
+		name         string
+		first, then  sesh.Options // the Stores that Set, in this order
+		dieAllByThen bool         // DieAll from the second Store, else from the first
+	}{
+		{"a Store with MaxAge spares the index of a Store without", keep, short, false},
+		{"turning MaxAge on spares the index of earlier tokens", keep, short, true},
+		{"a shorter MaxAge does not shorten the index", long, short, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t, b)
+			p := prefix(t)
+			tc.first.Prefix, tc.then.Prefix = p, p
+			first, then := newStore(t, b, tc.first), newStore(t, b, tc.then)
+			tok := set(t, first, "alice")
+			later := set(t, then, "alice")
+			b.Advance(t, 6*u) // past the shorter MaxAge, before any other deadline
+			wantUser(t, first, tok, "alice")
+			s := first
+			if tc.dieAllByThen {
+				s = then
+			}
+			if n, err := s.DieAll(ctx, "alice"); n != 1 || err != nil {
+				t.Fatalf("DieAll = %d, %v; want 1: the index expired before its tokens", n, err)
+			}
+			// Asked of the Store that ran DieAll: another's cache hears
+			// of the end a moment later.
+			wantGone(t, s, tok)
+			wantGone(t, s, later)
+		})
+	}
+}
+
+// testIndexSlack checks that an index outlives its last token's deadline
+// even when the token is written well after its entry (on Cluster, they go
+// to different masters): a DieAll in the token's last moments ends it.
+func testIndexSlack(t *testing.T, b Backend) {
+	u := b.Unit
+	ctx := context.Background()
+	o := sesh.Options{Prefix: prefix(t), TrackUsers: true, TTL: sesh.Forever, MaxAge: 4 * u}
+	var armed, delayed atomic.Bool
+	step := &stepping{Pool: b.Pool}
+	step.before = func(cmd string, args []any) {
+		if armed.Load() && writesToken(cmd, args) && delayed.CompareAndSwap(false, true) {
+			b.Advance(t, 4*u) // the token is written 4u after its entry
+		}
+	}
+	o.CacheSize = wrappedCacheSize(b)
+	s, err := sesh.New(step, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	armed.Store(true)
+	tok := set(t, s, "alice")
+	armed.Store(false)
+	if !delayed.Load() {
+		t.Fatal("the token write was not delayed")
+	}
+	b.Advance(t, 2*u) // 6u after the entry, 2u past MaxAge: the token has 2u to live
+	wantUser(t, s, tok, "alice")
+	if n, err := s.DieAll(ctx, "alice"); n != 1 || err != nil {
+		t.Fatalf("DieAll = %d, %v; want 1: the index expired before its token", n, err)
+	}
+	wantGone(t, s, tok)
+}
+
+// testRotateDuringDieAll checks that a Rotate that indexed its new token
+// before a DieAll's lock, and writes it after DieAll looked for it, cannot
+// keep it. On Cluster DieAll's deletions reach their masters in any order,
+// so the Rotate can also end the old token before DieAll does; DieAll then
+// returns nil, and the new token must not live.
+func testRotateDuringDieAll(t *testing.T, b Backend) {
+	ctx := context.Background()
+	for _, o := range []sesh.Options{
+		{TrackUsers: true, TTL: time.Minute},
+		{TrackUsers: true, TTL: time.Minute, MaxAge: time.Hour},
+	} {
+		o.Prefix = prefix(t)
+		o.CacheSize = wrappedCacheSize(b)
+		s := newStore(t, b, o)
+		old := set(t, s, "alice")
+		oldKey := key(t, o.Prefix, old)
+		touchesOld := func(args []any) bool { return slices.Contains(args, any(oldKey)) }
+
+		// The Rotate stops before writing its new token.
+		ready, release := make(chan struct{}), make(chan struct{})
+		var held atomic.Bool
+		rotating := &stepping{Pool: b.Pool}
+		rotating.before = func(cmd string, args []any) {
+			if writesToken(cmd, args) && held.CompareAndSwap(false, true) {
+				close(ready)
+				<-release
+			}
+		}
+		type result struct {
+			tok string
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			tok, err := newOn(t, rotating, o).Rotate(ctx, old)
+			done <- result{tok, err}
+		}()
+		select {
+		case <-ready:
+		case r := <-done:
+			t.Fatalf("Rotate = %q, %v before writing its token", r.tok, r.err)
+		}
+
+		// DieAll ends the new token's name first, then lets the Rotate
+		// finish, then ends the old token.
+		var r result
+		var let atomic.Bool
+		dying := &stepping{Pool: b.Pool}
+		dying.reorder = func(q [][]any) {
+			slices.SortStableFunc(q, func(x, y []any) int { return b2i(touchesOld(x[1:])) - b2i(touchesOld(y[1:])) })
+		}
+		dying.before = func(cmd string, args []any) {
+			if touchesOld(args) && let.CompareAndSwap(false, true) {
+				close(release)
+				r = <-done
+			}
+		}
+		if _, err := newOn(t, dying, o).DieAll(ctx, "alice"); err != nil {
+			t.Fatalf("DieAll: %v", err)
+		}
+		if !let.Load() {
+			t.Fatal("the Rotate did not run between DieAll's deletions")
+		}
+		wantGone(t, s, old)
+		if r.err == nil {
+			wantGone(t, s, r.tok)
+		} else if !errors.Is(r.err, sesh.ErrNotFound) {
+			t.Fatalf("Rotate = %v", r.err)
+		}
+		count(t, s, "alice", 0)
+	}
+}
+
+// newOn is sesh.New on a Pool that wraps b's.
+func newOn(t *testing.T, p sesh.Pool, o sesh.Options) *sesh.Store {
+	t.Helper()
+	s, err := sesh.New(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
