@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,68 @@ func TestKeygenToNewCrypt(t *testing.T) {
 	}
 	if status, out, errOut := runSesh(t, "", "get", "-redis", url, tok); status != exitOK || out != "bob\n" {
 		t.Errorf("the command's get of the app's token: %d %q %q", status, out, errOut)
+	}
+}
+
+// TestRolloutKeys checks that SESH_KEYS names every step of the rollouts in
+// docs/security.md: "plain" and "retired:KEY" let the command's dieall reach
+// the tokens an application at that step reaches, which without them it
+// would miss and count 0.
+func TestRolloutKeys(t *testing.T) {
+	cleanEnv(t)
+	_, url := server(t)
+	oldText, newText := keygen(t), keygen(t)
+	oldKey, err := sesh.ParseKey(oldText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := sesh.NewPool(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := sesh.New(pool, sesh.Options{TrackUsers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		app    [][]byte // the keys of the app that issues the tokens
+		keys   string   // SESH_KEYS for the command
+		status int
+		out    string
+	}{
+		{"retired:KEY reaches a retired key's tokens", [][]byte{oldKey}, newText + ",retired:" + oldText, exitOK, "1\n"},
+		{"without it the old key's tokens are missed", [][]byte{oldKey}, newText, exitNotFound, "0\n"},
+		{"plain reaches a plain Store's tokens", nil, newText + ",plain", exitOK, "1\n"},
+		{"retired:plain reaches them too", nil, newText + ",retired:plain", exitOK, "1\n"},
+		{"a key with two retired: is a usage error", nil, "retired:retired:" + oldText, exitUsage, ""},
+		{"retired: alone is a usage error", nil, newText + ",retired:", exitUsage, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var app sesh.TokenStore = s
+			if c.app != nil {
+				if app, err = sesh.NewCrypt(s, c.app...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok, err := app.Set(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("SESH_KEYS", c.keys)
+			status, out, errOut := runSesh(t, "", "dieall", "-redis", url, "-track-users", "alice")
+			if status != c.status || out != c.out {
+				t.Fatalf("dieall = %d %q (stderr %q); want %d %q", status, out, errOut, c.status, c.out)
+			}
+			if strings.Contains(errOut, oldText) || strings.Contains(errOut, newText) {
+				t.Errorf("stderr shows a key: %q", errOut)
+			}
+			if _, err := app.Get(ctx, tok); (c.status == exitOK) != errors.Is(err, sesh.ErrNotFound) {
+				t.Errorf("the app's Get after dieall: %v", err)
+			}
+			app.DieAll(ctx, "alice")
+		})
 	}
 }

@@ -145,7 +145,9 @@ Environment:
 
 	SESH_REDIS_URL  Redis URL, when neither -redis nor -cluster is given:
 	                redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://
-	SESH_KEYS       encryption keys, comma-separated, the first seals (see keygen)
+	SESH_KEYS       encryption keys, comma-separated, the first seals (see keygen);
+	                during a rollout "plain" stands for sesh.PlainKey and
+	                "retired:KEY" for sesh.RetiredKey(KEY) (docs/security.md)
 
 Exit status: 0 success; 1 nothing found (a token not live, a user ID with no
 live token) or a doctor check failed; 2 usage error, before any request to

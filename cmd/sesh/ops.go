@@ -180,17 +180,35 @@ func readKeysFile(path string, warn io.Writer) ([]byte, error) {
 }
 
 // decodeKeys decodes keys as sesh keygen prints them, with sesh.ParseKey,
-// as an application does.
+// and the two words of a rollout (docs/security.md): "plain" stands for
+// sesh.PlainKey, and "retired:" before a key or "plain" for sesh.RetiredKey,
+// so that the command's DieAll and Count reach what the application's do at
+// every step. The errors never show a key.
 func decodeKeys(source string, encoded []string) ([][]byte, error) {
 	keys := make([][]byte, 0, len(encoded))
 	for i, e := range encoded {
-		k, err := sesh.ParseKey(e)
+		k, err := decodeKey(e)
 		if err != nil {
-			return nil, fmt.Errorf("%s: key %d is not the base64 of 32 bytes; make one with 'sesh keygen'", source, i+1)
+			return nil, fmt.Errorf("%s: key %d is not the base64 of 32 bytes, \"plain\" or \"retired:\" before one; make a key with 'sesh keygen'", source, i+1)
 		}
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// decodeKey decodes one entry of decodeKeys.
+func decodeKey(e string) ([]byte, error) {
+	if r, ok := strings.CutPrefix(e, "retired:"); ok {
+		k, err := decodeKey(r)
+		if err != nil || strings.HasPrefix(r, "retired:") {
+			return nil, errors.New("not a key")
+		}
+		return sesh.RetiredKey(k), nil
+	}
+	if e == "plain" {
+		return sesh.PlainKey, nil
+	}
+	return sesh.ParseKey(e)
 }
 
 // op describes one operator command.
