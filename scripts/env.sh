@@ -17,7 +17,11 @@ emit() {
 }
 
 emit SESH_REDIS_URL "redis://127.0.0.1:6379/15"
-emit SESH_CLUSTER_ADDRS "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103,127.0.0.1:7104,127.0.0.1:7105,127.0.0.1:7106"
-emit SESH_SENTINEL_ADDRS "127.0.0.1:7211,127.0.0.1:7212,127.0.0.1:7213"
+# SESH_PORT_OFFSET (internal/topology reads it too) moves the Cluster and Sentinel ports, for a
+# second copy of them beside the first.
+o=${SESH_PORT_OFFSET:-0}
+addrs() { local a="" p; for p in "$@"; do a="$a${a:+,}127.0.0.1:$((p + o))"; done; printf '%s' "$a"; }
+emit SESH_CLUSTER_ADDRS "$(addrs 7101 7102 7103 7104 7105 7106)"
+emit SESH_SENTINEL_ADDRS "$(addrs 7211 7212 7213)"
 emit SESH_SENTINEL_MASTER "seshmaster"
 emit SESH_RUN_DIR "${SESH_RUN_DIR:-/tmp/sesh-redis}"

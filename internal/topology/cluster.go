@@ -31,7 +31,7 @@ func clusterNodes() []node {
 	dir := filepath.Join(RunDir(), "cluster")
 	ns := make([]node, len(clusterPorts))
 	for i, p := range clusterPorts {
-		ns[i] = node{port: p, dir: filepath.Join(dir, strconv.Itoa(p))}
+		ns[i] = node{port: p + PortOffset(), dir: filepath.Join(dir, strconv.Itoa(p+PortOffset()))}
 	}
 	return ns
 }

@@ -26,6 +26,16 @@ func RunDir() string {
 	return "/tmp/sesh-redis"
 }
 
+// PortOffset is $SESH_PORT_OFFSET, added to every port of the Cluster and
+// the Sentinel setup, so that a second copy of them (a long soak, say) can
+// run beside the one the tests use, with its own SESH_RUN_DIR.
+func PortOffset() int {
+	if o, err := strconv.Atoi(os.Getenv("SESH_PORT_OFFSET")); err == nil && o > 0 {
+		return o
+	}
+	return 0
+}
+
 // StartTimeout is how long a start or a restart waits for a healthy
 // topology: $SESH_START_TIMEOUT seconds, or 60.
 func StartTimeout() time.Duration {

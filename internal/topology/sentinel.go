@@ -41,10 +41,10 @@ func (sentinel) dir() string  { return filepath.Join(RunDir(), "sentinel") }
 func (s sentinel) nodes() []node {
 	var ns []node
 	for _, p := range dataPorts {
-		ns = append(ns, node{port: p, dir: filepath.Join(s.dir(), strconv.Itoa(p))})
+		ns = append(ns, node{port: p + PortOffset(), dir: filepath.Join(s.dir(), strconv.Itoa(p+PortOffset()))})
 	}
 	for _, p := range sentinelPorts {
-		ns = append(ns, node{port: p, dir: filepath.Join(s.dir(), strconv.Itoa(p)), sentinel: true})
+		ns = append(ns, node{port: p + PortOffset(), dir: filepath.Join(s.dir(), strconv.Itoa(p+PortOffset())), sentinel: true})
 	}
 	return ns
 }
