@@ -149,8 +149,8 @@ const (
 // user's index: DieAll would then end nothing and report success. Every
 // allkeys-* policy may evict it, and a volatile-* policy may once it has an
 // expiry, which it has with MaxAge. Where Redis does not say (INFO refused
-// by an ACL or renamed, miniredis), New goes on; the README asks operators
-// to check.
+// by an ACL or renamed, miniredis), New goes on; docs/security.md asks
+// operators to check.
 func (s *Store) checkEviction() error {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()

@@ -100,7 +100,7 @@ var ErrNotFound = errors.New("sesh: token not found")
 // ErrNotReplicated is returned, wrapped with the operation's name, when
 // Options.Replicas is set and too few replicas acknowledged an ending
 // operation (Die, DieAll or Rotate) within Options.ReplicaTimeout. The
-// deletion has still happened on the master; see the README for what to do.
+// deletion has still happened on the master; see docs/cluster-sentinel.md for what to do.
 // With TrackUsers, Set returns it too, with no token: it has ended the token
 // whose index entry a failover could have lost.
 var ErrNotReplicated = errors.New("sesh: not acknowledged by enough replicas")
@@ -151,7 +151,7 @@ type Options struct {
 	// needs seshcluster's Pool, Redis 7 and auto-pipelining (Pipelines not
 	// NoPipelining), and holds one such connection per master. With Sliding,
 	// Get restarts the idle TTL only once it has run down by
-	// min(CacheMaxStale, TTL/2). See the README.
+	// min(CacheMaxStale, TTL/2). See docs/cache.md.
 	CacheSize int
 
 	// Pipelines is how many connections to each Redis server the
@@ -160,7 +160,7 @@ type Options struct {
 	// operation that finds nothing else in flight, and one that waits for
 	// replicas (Replicas), takes a connection of its own from the Pool
 	// instead. When zero, 2. NoPipelining turns sharing off: every operation
-	// takes its own connection from the Pool. See the README.
+	// takes its own connection from the Pool. See docs/pipelining.md.
 	Pipelines int
 
 	// CacheMaxStale bounds how long the cache serves tokens without hearing
@@ -222,7 +222,7 @@ type Store struct {
 // Without TrackUsers or a cache New does no I/O. With Options.TrackUsers it
 // reads Redis's maxmemory-policy (INFO memory), within 5 seconds, and
 // returns an error naming TrackUsers when Redis cannot be reached or may
-// evict a user's index (see the README). With Options.CacheSize it takes a
+// evict a user's index (see docs/security.md). With Options.CacheSize it takes a
 // connection from p (on Cluster, one to each master) and turns CLIENT
 // TRACKING on, within 5 seconds; it returns an error naming CacheSize when
 // Redis cannot be reached, has no CLIENT TRACKING (before Redis 6,

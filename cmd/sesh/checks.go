@@ -63,8 +63,8 @@ func versionCheck(version, kind string) finding {
 }
 
 // evictionCheck judges maxmemory-policy as sesh.New does for TrackUsers
-// (lifecycle.go's checkEviction) and as the README's "Running sesh in
-// production" does for plain tokens.
+// (lifecycle.go's checkEviction) and as docs/security.md's "What each
+// guarantee assumes" does for plain tokens.
 func evictionCheck(memory map[string]string, o doctorOptions) finding {
 	f := finding{Check: checkEviction}
 	policy, ok := memory["maxmemory_policy"]
@@ -189,7 +189,7 @@ func aclCheck(conn redis.Conn, version string, o doctorOptions) finding {
 	user, err := redis.String(conn.Do("ACL", "WHOAMI"))
 	if err != nil {
 		f.Status, f.Detail = statusWarn, "ACL WHOAMI refused, cannot check permissions: "+err.Error()
-		f.Fix = "grant +acl|whoami +acl|dryrun to check, or compare the user's ACL with the README's command list"
+		f.Fix = "grant +acl|whoami +acl|dryrun to check, or compare the user's ACL with the command list in sesh's docs/operating.md"
 		return f
 	}
 	if !versionAtLeast(version, 7, 0) {
@@ -201,7 +201,7 @@ func aclCheck(conn redis.Conn, version string, o doctorOptions) finding {
 		reply, err := redis.String(conn.Do("ACL", append([]any{"DRYRUN", user}, u.args...)...))
 		if err != nil {
 			f.Status, f.Detail = statusWarn, fmt.Sprintf("ACL DRYRUN refused for user %q, cannot check permissions: %v", user, err)
-			f.Fix = "grant +acl|dryrun to check, or compare the user's ACL with the README's command list"
+			f.Fix = "grant +acl|dryrun to check, or compare the user's ACL with the command list in sesh's docs/operating.md"
 			return f
 		}
 		if reply == "OK" {
@@ -242,7 +242,7 @@ func aclGetUser(conn redis.Conn, user string, f finding) finding {
 	v, err := redis.Values(conn.Do("ACL", "GETUSER", user))
 	if err != nil {
 		f.Status, f.Detail = statusWarn, "ACL GETUSER refused, cannot check permissions: "+err.Error()
-		f.Fix = "grant +acl|getuser to check, or compare the user's ACL with the README's command list"
+		f.Fix = "grant +acl|getuser to check, or compare the user's ACL with the command list in sesh's docs/operating.md"
 		return f
 	}
 	m, _ := redis.StringMap(v, nil)
@@ -251,7 +251,7 @@ func aclGetUser(conn redis.Conn, user string, f finding) finding {
 		return f
 	}
 	f.Status, f.Detail = statusWarn, fmt.Sprintf("user %q has commands %q; before Redis 7.0 there is no ACL DRYRUN to check each", user, m["commands"])
-	f.Fix = "compare with the README's command list"
+	f.Fix = "compare with the command list in sesh's docs/operating.md"
 	return f
 }
 

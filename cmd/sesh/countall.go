@@ -83,7 +83,7 @@ func countTokens(ctx context.Context, b *backend, prefix string, count int, p *p
 }
 
 // isTokenKey reports whether key is prefix:{h}, h a SHA-256 in unpadded
-// base64url: the key layout of the README, without the :m of a deadline
+// base64url: the key layout of docs/api.md, without the :m of a deadline
 // key.
 func isTokenKey(prefix, key string) bool {
 	h, ok := strings.CutPrefix(key, prefix+":{")

@@ -1,6 +1,6 @@
 // Command soak drives sesh through a realistic workload for a while, on a
 // real Redis topology, while it injects faults, and then checks the
-// recorded history of every call against the promises the README makes.
+// recorded history of every call against the promises docs/reliability.md lists.
 //
 //	go run ./cmd/soak -topology single -config cache -d 1m -c 32 -seed 1
 //	go run ./cmd/soak -topology cluster -config replicas -faults kill-master,kill-conns
@@ -81,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pipelines := fs.Int("pipelines", 0, "Options.Pipelines: shared connections per server (0: the default, -1: auto-pipelining off)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	list := fs.Bool("list", false, "list the faults and exit")
-	table := fs.Bool("table", false, "run nothing: print the README's table rows for the JSON reports named as arguments")
+	table := fs.Bool("table", false, "run nothing: print docs/reliability.md's table rows for the JSON reports named as arguments")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -325,7 +325,7 @@ func kv(m map[string]int) string {
 }
 
 // printTable prints a markdown row per JSON report in files, as the
-// README's soak table has them.
+// soak table in docs/reliability.md has them.
 func printTable(stdout, stderr io.Writer, files []string) int {
 	fmt.Fprintln(stdout, "| topology | config | calls/s | faults | longest outage per fault kind (max) | calls checked | stale reads within the cache bound | broken promises |")
 	fmt.Fprintln(stdout, "|---|---|--:|--:|---|--:|--:|--:|")

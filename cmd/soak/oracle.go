@@ -43,7 +43,7 @@ type verdict struct {
 	WithinLag  int // Gets that resolved an ended token within CacheLag of its end
 }
 
-// check holds history to the README's promises:
+// check holds history to the promises of docs/reliability.md:
 //
 //   - wrong-user: a Get never returns another user's ID;
 //   - after-end: no token resolves in a Get that began after a Die, Rotate
