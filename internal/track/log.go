@@ -17,7 +17,7 @@ func (c *Cache) logUp(n *Node, first bool) {
 
 // logDown logs tracking lost at n, unless the cache is closing.
 func (c *Cache) logDown(n *Node) {
-	if n.tracker.ctx.Err() == nil {
+	if !n.tracker.closing() {
 		c.log.Warn("sesh: cache: tracking lost; cache bypassed until it is back", n.attrs()...)
 	}
 }

@@ -97,6 +97,9 @@ func (t *tracker) close() {
 	t.wg.Wait()
 }
 
+// closing reports whether close has begun.
+func (t *tracker) closing() bool { return t.ctx != nil && t.ctx.Err() != nil }
+
 // connect takes a connection and makes it the tracking connection. With
 // probe, it first refuses a Redis Cluster.
 func (t *tracker) connect(ctx context.Context, probe bool) (Conn, error) {
