@@ -1172,7 +1172,7 @@ func cacheGoroutines() int {
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("seshkit/sesh.(*tracker)")) {
+		if bytes.Contains(g, []byte("seshkit/sesh/internal/track.(*tracker)")) {
 			n++
 		}
 	}

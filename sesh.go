@@ -275,6 +275,26 @@ func New(p Pool, o Options) (*Store, error) {
 	return s, nil
 }
 
+// Close releases what the Store holds between operations: the shared
+// connections of auto-pipelining (Options.Pipelines) and, with
+// Options.CacheSize, the connection that receives Redis's invalidations. It
+// ends the goroutines that tend them and returns once they have ended: at
+// once when Redis answers, and otherwise within about CacheMaxStale or the
+// connections' read timeout. Close the Store before its Pool. The Store goes
+// on working after Close, without its cache, each operation on a connection
+// of its own. A Store without a cache holds nothing for more than a second
+// after its last operation, so closing it is optional. Close is a no-op
+// after the first call. It returns nil.
+func (s *Store) Close() error {
+	if b := s.batch; b != nil {
+		b.close()
+	}
+	if c := s.cache; c != nil {
+		c.t.Close()
+	}
+	return nil
+}
+
 // withDefaults checks o and fills in the defaults its zero fields stand
 // for. Its errors name the field.
 func (o Options) withDefaults() (Options, error) {

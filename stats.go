@@ -120,12 +120,9 @@ func (o op) String() string { return opNames[o] }
 // stats holds a Store's counters. The cached Get touches none of them: its
 // hits count in the cache's shards, beside the lock the hit already takes.
 type stats struct {
-	ops           [numOps]atomic.Uint64 // Get of a Store with a cache counts here only when it is not a hit
-	errs          [6]atomic.Uint64      // by errKind
-	misses        atomic.Uint64
-	droppedFills  atomic.Uint64
-	invalidations atomic.Uint64
-	evictions     atomic.Uint64
+	ops    [numOps]atomic.Uint64 // Get of a Store with a cache counts here only when it is not a hit
+	errs   [6]atomic.Uint64      // by errKind
+	misses atomic.Uint64         // the cache keeps its other counters
 }
 
 // errKind is the index in stats.errs of the kind of an error.
@@ -201,50 +198,16 @@ func (s *Store) Stats() Stats {
 
 // stats reads the cache's counters.
 func (c *cache) stats() CacheStats {
-	st := &c.s.stats
-	cs := CacheStats{
-		Misses:        st.misses.Load(),
-		DroppedFills:  st.droppedFills.Load(),
-		Invalidations: st.invalidations.Load(),
-		Evictions:     st.evictions.Load(),
+	misses := c.s.stats.misses.Load()
+	st := c.t.Stats()
+	return CacheStats{
+		Hits:          st.Hits,
+		Misses:        misses,
+		DroppedFills:  st.DroppedFills,
+		Invalidations: st.Invalidations,
+		Evictions:     st.Evictions,
+		Entries:       st.Entries,
+		Bypassed:      st.Bypassed,
+		BypassedFor:   st.BypassedFor,
 	}
-	for i := range c.entries.shards {
-		cs.Hits += c.entries.shards[i].hits.Load()
-	}
-	c.mu.Lock()
-	now := c.now()
-	cs.Entries = len(c.keys)
-	for _, n := range c.all() {
-		cs.Bypassed = cs.Bypassed || now >= n.trust.live.Load()
-		cs.BypassedFor += time.Duration(n.bypass.total + n.bypass.since(&n.trust, now))
-	}
-	c.mu.Unlock()
-	return cs
-}
-
-// hit counts a Get answered from memory, in token's shard.
-func (es *entries) hit(token string) { es.shard(token).hits.Add(1) }
-
-// bypass totals the time the cache is bypassed: whenever now is at or past
-// trust.live. Between two changes of live the cache is bypassed from
-// max(live, the change) on, so noting each change, with cache.mu held,
-// accounts for every bypass, the ones that only a late heartbeat ends too.
-type bypass struct {
-	total int64 // ns bypassed until last
-	last  int64 // when live last changed, in the cache's now()
-}
-
-// since returns how long the cache has been bypassed since the last
-// change of live.
-func (b *bypass) since(t *trust, now int64) int64 {
-	if t.epoch.Load() == 0 {
-		return 0 // before the first up: New has not returned
-	}
-	return max(0, now-max(t.live.Load(), b.last))
-}
-
-// note is called, with cache.mu held, just before live changes at now.
-func (b *bypass) note(t *trust, now int64) {
-	b.total += b.since(t, now)
-	b.last = now
 }

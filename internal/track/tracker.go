@@ -1,0 +1,322 @@
+package track
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+const (
+	connectTimeout = 5 * time.Second // bounds each reconnection
+	maxRetry       = time.Second     // the longest pause between reconnections
+	maxBeat        = time.Second     // heartbeats come at least this often, within any read timeout
+	invalidations  = "__redis__:invalidate"
+	trackingName   = "sesh-tracking"
+)
+
+var (
+	errNoClientTracking = errors.New("CacheSize needs CLIENT TRACKING, from Redis 6")
+	errCluster          = errors.New("CacheSize does not work on Redis Cluster through this Pool: it cannot turn CLIENT TRACKING on at every master; use seshcluster's Pool, or CacheSize 0")
+)
+
+// tracker keeps one CLIENT TRACKING connection to one server: it turns
+// tracking on, reads the invalidations and heartbeats that arrive on it,
+// takes a new connection when it breaks, and publishes the heartbeats. What
+// it hears goes to its sink. A tracker knows one server, at addr, so a
+// cache over several servers can run one per server.
+type tracker struct {
+	src      Source
+	addr     string                 // the tracked server's, for src.Dial
+	prefix   string                 // the Store's Prefix + ":"
+	channel  atomic.Pointer[string] // the heartbeat channel, private to this tracker
+	shard    *shardChannel          // on Cluster: picks a sharded channel per connection
+	cur      atomic.Pointer[Conn]   // the tracking connection, for kick
+	maxStale time.Duration          // silence after which the connection is given up
+	every    time.Duration          // the heartbeat period
+	now      func() int64           // the sink's clock, for heartbeats
+	sink     sink
+
+	ctx  context.Context // done once stop is called
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// sink is what a tracker reports to.
+type sink interface {
+	up(start int64)        // tracking is on, from a subscription sent at start
+	down()                 // tracking is off
+	heard(sent int64)      // a heartbeat published at sent arrived
+	invalidate(key []byte) // key changed
+	flushed()              // every key changed (FLUSHALL, FLUSHDB)
+	gone()                 // the server is no Cluster master: the tracker has ended
+	unheard(epoch uint64)  // a heartbeat published in epoch reached no one
+	epoch() uint64
+}
+
+// start turns tracking on, within ctx, and then tends it from two
+// goroutines until close. With probe, it first refuses a Redis Cluster.
+func (t *tracker) start(ctx context.Context, probe bool) error {
+	c, err := t.connect(ctx, probe)
+	if err != nil {
+		return err
+	}
+	t.ctx, t.stop = context.WithCancel(context.Background())
+	t.wg.Add(2)
+	go t.run(c)
+	go t.beat()
+	return nil
+}
+
+// startLater is start in the background: tracking comes on when it can,
+// and until then the sink is down.
+func (t *tracker) startLater() {
+	t.ctx, t.stop = context.WithCancel(context.Background())
+	t.wg.Add(2)
+	go t.run(nil)
+	go t.beat()
+}
+
+// close stops the tracker and waits for its goroutines: at once when Redis
+// answers, and otherwise within about maxStale.
+func (t *tracker) close() {
+	if t.stop == nil {
+		return // never started
+	}
+	t.stop()
+	// The reader waits for a message: this one, or its read timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), t.every)
+	t.publish(ctx, "close")
+	cancel()
+	t.wg.Wait()
+}
+
+// closing reports whether close has begun.
+func (t *tracker) closing() bool { return t.ctx != nil && t.ctx.Err() != nil }
+
+// connect takes a connection and makes it the tracking connection. With
+// probe, it first refuses a Redis Cluster.
+func (t *tracker) connect(ctx context.Context, probe bool) (Conn, error) {
+	c, err := t.src.Dial(ctx, t.addr)
+	if err != nil {
+		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
+	}
+	if probe {
+		c.Send("CLUSTER", "INFO")
+	}
+	c.Send("CLIENT", "ID")
+	rs, err := c.Pipe(1 + b2i(probe))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
+	}
+	if info, ok := rs[0].([]byte); probe && ok && strings.HasPrefix(string(info), "cluster_") {
+		c.Close()
+		return nil, errCluster
+	}
+	id, err := redis.Int64(rs[len(rs)-1], nil)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: %w", errNoClientTracking, err)
+	}
+	start := t.now()
+	// The connection now holds tracking state: it never goes back to the
+	// pool whole.
+	if err := t.subscribe(c, id); err != nil {
+		c.Drop()
+		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
+	}
+	t.sink.up(start)
+	return c, nil
+}
+
+// subscribe turns tracking on at c, whose client ID is id, redirected to c
+// itself, and subscribes c to the invalidations and the heartbeat channel.
+func (t *tracker) subscribe(c Conn, id int64) error {
+	c.Send("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", t.prefix)
+	c.Send("CLIENT", "SETNAME", trackingName)
+	if t.shard == nil {
+		c.Send("SUBSCRIBE", invalidations, *t.channel.Load())
+	}
+	rs, err := c.Pipe(3 - b2i(t.shard != nil))
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if e, ok := r.(redis.Error); ok {
+			return fmt.Errorf("%w: %w", errNoClientTracking, e)
+		}
+	}
+	if t.shard == nil {
+		return nil
+	}
+	ch, err := t.shard.subscribe(c)
+	if err != nil {
+		return err
+	}
+	t.channel.Store(&ch)
+	_, err = c.Do("SUBSCRIBE", invalidations)
+	return err
+}
+
+// run reads the tracking connection, and takes a new one each time it
+// breaks, until close.
+func (t *tracker) run(c Conn) {
+	defer t.wg.Done()
+	if c == nil {
+		c = t.reconnect() // startLater
+	}
+	for c != nil {
+		t.cur.Store(&c)
+		t.read(c)
+		t.cur.Store(nil)
+		t.sink.down()
+		c.Drop()
+		c = t.reconnect()
+	}
+}
+
+// reconnect takes a new tracking connection, trying again after longer and
+// longer pauses. It returns nil once close has started.
+func (t *tracker) reconnect() Conn {
+	for wait := time.Duration(0); ; wait = min(max(2*wait, 10*time.Millisecond), maxRetry) {
+		select {
+		case <-t.ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(t.ctx, connectTimeout)
+		c, err := t.connect(ctx, false)
+		cancel()
+		if errors.Is(err, errNotMaster) {
+			// A Cluster node that serves no slot now: this tracker ends,
+			// and the cache hears the node again if it masters slots again.
+			t.stop()
+			t.sink.gone()
+			return nil
+		}
+		if err != nil {
+			continue
+		}
+		if t.ctx.Err() != nil {
+			// close may have published before this subscription.
+			t.sink.down()
+			c.Drop()
+			return nil
+		}
+		return c
+	}
+}
+
+// read handles messages until the connection breaks, stays silent for
+// maxStale, or close starts.
+func (t *tracker) read(c Conn) {
+	for {
+		v, err := c.Receive(t.maxStale)
+		if err != nil {
+			return
+		}
+		m, ok := v.([]any)
+		if !ok || len(m) != 3 {
+			continue
+		}
+		switch kind, _ := m[0].([]byte); string(kind) {
+		case "message", "smessage":
+		case "sunsubscribe":
+			// The heartbeat channel's slot left this master: this
+			// connection proves nothing any more.
+			return
+		default:
+			continue
+		}
+		if !t.handle(m[1], m[2]) {
+			return
+		}
+	}
+}
+
+// handle handles a message on channel ch, and reports false when the
+// tracker is closing.
+func (t *tracker) handle(ch, payload any) bool {
+	switch ch, _ := ch.([]byte); string(ch) {
+	case invalidations:
+		keys, ok := payload.([]any)
+		if !ok {
+			t.sink.flushed() // nil: every key was invalidated
+			return true
+		}
+		for _, k := range keys {
+			if k, ok := k.([]byte); ok {
+				t.sink.invalidate(k)
+			}
+		}
+	case *t.channel.Load():
+		if t.ctx.Err() != nil {
+			return false
+		}
+		p, _ := payload.([]byte)
+		if sent, err := strconv.ParseInt(string(p), 10, 64); err == nil {
+			t.sink.heard(sent)
+		}
+	}
+	return true
+}
+
+// beat publishes a heartbeat every period until close.
+func (t *tracker) beat() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(t.ctx, t.every)
+		t.publish(ctx, strconv.FormatInt(t.now(), 10))
+		cancel()
+	}
+}
+
+// publish sends msg to the tracking connection the way the Store writes.
+// When tracking is up and the message reaches no one, the server the Store
+// writes to is not the one the tracking connection listens to (a failover)
+// or that connection has just died: the sink hears of it at once.
+//
+// On Cluster the channel is a sharded one, of a slot the tracked master
+// serves, and it reaches only the subscribers of the master that publishes
+// it: a heartbeat heard proves that the Store writes that slot to the
+// master it hears.
+func (t *tracker) publish(ctx context.Context, msg string) {
+	epoch := t.sink.epoch()
+	ch := t.channel.Load()
+	if ch == nil {
+		return // no channel picked yet
+	}
+	n, err := t.src.Publish(ctx, *ch, msg)
+	if err == nil && n == 0 {
+		t.sink.unheard(epoch)
+	}
+}
+
+// kick breaks the tracking connection, if any, so that the tracker
+// connects again and checks what its node is now.
+func (t *tracker) kick() {
+	if c := t.cur.Load(); c != nil {
+		(*c).Close()
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
