@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,12 +27,23 @@ import (
 // replicas, and any operation while no lane is open take a connection of
 // their own, as without batching.
 //
-// A lane lives at most laneLife. Then, or once its connection reports an
-// error (seshsentinel's do when the server answers as a replica), it takes
-// no new calls, answers those it has, and closes its connection without
-// returning it to the Pool; the next lane takes a new one. So a lane
-// follows a Sentinel failover within laneLife, and an idle Store holds no
-// lane after laneLife.
+// A lane lives at most laneLife: it takes no call, and writes none, once
+// older, however busy. Then, or once its connection reports an error
+// (seshsentinel's do when the server answers as a replica), it retires: it
+// writes nothing more, hands the calls it has not written back to their
+// callers as errUnsent, to run elsewhere, reads the replies of those it
+// wrote, and closes its connection without returning it to the Pool; the
+// next lane takes a new one. So a lane follows a Sentinel failover within
+// laneLife, and an idle Store holds no lane after laneLife.
+//
+// Cancellation leaves nothing behind that runs later. A caller that gives
+// up on its call withdraws it unless the writer has claimed it: the two
+// race on one compare-and-swap of the call's state, so a call is either
+// written or abandoned, never both. An abandoned call leaves the queue at
+// once, so the queue holds only calls whose callers still wait. A lane has
+// at most laneBatches batches written and not yet answered: when Redis
+// stalls, callers that give up meanwhile leave nothing written, and a
+// stall costs at most those batches afterwards, not one call per retry.
 
 // Auto-pipelining defaults; see Options.Pipelines.
 const (
@@ -44,9 +56,9 @@ const (
 	laneDial = 5 * time.Second
 	// laneRetry is how long a lane whose opening failed stays shut.
 	laneRetry = 100 * time.Millisecond
-	// laneDepth bounds the calls written and not yet answered on a lane;
-	// a writer that reaches it waits for the reader.
-	laneDepth = 1024
+	// laneBatches bounds the batches written and not yet answered on a
+	// lane; a writer that reaches it waits for the reader.
+	laneBatches = 2
 )
 
 // errUnsent is the error of a call that no lane wrote: it may run
@@ -70,9 +82,14 @@ type batcher struct {
 	// it was known to be served by: the cache drops what it learnt there.
 	moved func(old string)
 
+	// life is how long a lane may take and write calls: laneLife, or
+	// shorter in tests.
+	life time.Duration
+
 	writes  atomic.Uint64 // batches written
 	written atomic.Uint64 // calls written
 	cmds    atomic.Uint64 // commands written
+	oldest  atomic.Int64  // the age in ns of the oldest lane that wrote a batch
 
 	mu     sync.Mutex // guards closed against wg.Add
 	closed bool
@@ -120,7 +137,17 @@ type call struct {
 	replies []any
 	err     error
 	done    chan struct{} // gets one value when replies or err is set
+	// state is queued until either the writer claims the call (claimed)
+	// or its caller gives up on it first (abandoned).
+	state atomic.Int32
 }
+
+// The states of a call.
+const (
+	queued int32 = iota
+	claimed
+	abandoned
+)
 
 type command struct {
 	name string
@@ -132,19 +159,21 @@ type lane struct {
 	b    *batcher
 	addr string // its group's
 	c    redis.Conn
+	born time.Time
 	wake chan struct{} // the writer has calls or must retire
-	sent chan *call    // written, not yet answered, in order
+	sent chan []*call  // batches written, not yet answered, in order
+	free chan []*call  // batches the writer may fill; empty while laneBatches are in flight
 
 	mu      sync.Mutex
-	queue   []*call // not yet written
-	closing bool    // takes no more calls
+	queue   []*call // not yet written; none abandoned
+	closing bool    // takes no more calls, writes no more
 	done    atomic.Bool
 }
 
 // newBatcher returns a batcher of n lanes per server for p, or nil when p's
 // connections cannot be shared.
 func newBatcher(p Pool, n int) *batcher {
-	b := &batcher{pool: p, n: n}
+	b := &batcher{pool: p, n: n, life: laneLife}
 	switch p := p.(type) {
 	case router:
 		b.route = p
@@ -252,7 +281,7 @@ func (b *batcher) open(g *group, sl *slot) {
 			sl.shutTil.Store(time.Now().Add(laneRetry).UnixNano())
 			return
 		}
-		l := &lane{b: b, addr: g.addr, c: c, wake: make(chan struct{}, 1), sent: make(chan *call, laneDepth)}
+		l := newLane(b, g.addr, c, time.Now())
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
@@ -303,9 +332,32 @@ func (b *batcher) putCall(cl *call) {
 	b.calls.Put(cl)
 }
 
+// newLane returns a lane over c, born at now, for the group at addr.
+func newLane(b *batcher, addr string, c redis.Conn, now time.Time) *lane {
+	l := &lane{
+		b: b, addr: addr, c: c, born: now,
+		wake: make(chan struct{}, 1),
+		sent: make(chan []*call, laneBatches),
+		free: make(chan []*call, laneBatches),
+	}
+	for range laneBatches {
+		l.free <- nil
+	}
+	return l
+}
+
+// aged reports whether l is too old at now to take or write a call.
+func (l *lane) aged(now time.Time) bool { return now.Sub(l.born) >= l.b.life }
+
 // submit queues cl for the writer. It returns errUnsent when the lane takes
 // no more calls.
 func (l *lane) submit(cl *call) error {
+	if l.aged(time.Now()) {
+		l.retire()
+		return errUnsent
+	}
+	cl.err = nil // an earlier round trip's
+	cl.state.Store(queued)
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
@@ -320,6 +372,27 @@ func (l *lane) submit(cl *call) error {
 	return nil
 }
 
+// abandon withdraws cl, whose caller gave up on it, and reports true,
+// unless the writer has claimed it: then it may be written, and its
+// replies go to the reader as usual. A withdrawn call leaves the queue at
+// once; one the writer holds in its batch, the writer recycles.
+func (l *lane) abandon(cl *call) bool {
+	l.mu.Lock()
+	if !cl.state.CompareAndSwap(queued, abandoned) {
+		l.mu.Unlock()
+		return false
+	}
+	i := slices.Index(l.queue, cl)
+	if i >= 0 {
+		l.queue = slices.Delete(l.queue, i, i+1)
+	}
+	l.mu.Unlock()
+	if i >= 0 {
+		l.b.putCall(cl)
+	}
+	return true
+}
+
 func (l *lane) poke() {
 	select {
 	case l.wake <- struct{}{}:
@@ -327,7 +400,8 @@ func (l *lane) poke() {
 	}
 }
 
-// retire makes l take no more calls; it answers those it has, then ends.
+// retire makes l take and write no more calls; it reads the replies of
+// those it wrote, then ends.
 func (l *lane) retire() {
 	l.done.Store(true)
 	l.mu.Lock()
@@ -340,63 +414,142 @@ func (l *lane) retire() {
 func (l *lane) write() {
 	defer l.b.wg.Done()
 	defer close(l.sent)
-	life := time.NewTimer(laneLife)
+	life := time.NewTimer(l.b.life)
 	defer life.Stop()
-	var batch []*call
-	var broken error
 	for {
-		l.mu.Lock()
-		batch, l.queue = l.queue, batch[:0]
-		closing := l.closing
-		l.mu.Unlock()
-		if len(batch) > 0 && !closing {
-			// Let the callers that are runnable queue their calls too:
-			// one write for many is what the lane is for.
-			runtime.Gosched()
-			l.mu.Lock()
-			batch = append(batch, l.queue...)
-			clear(l.queue)
-			l.queue = l.queue[:0]
-			l.mu.Unlock()
+		batch, ok := l.gather(life.C)
+		if !ok {
+			return
 		}
-		if len(batch) == 0 {
-			if closing {
-				return
-			}
-			select {
-			case <-l.wake:
-			case <-life.C:
-				l.retire()
-			}
+		if batch == nil {
 			continue
 		}
-		n := 0 // commands; cl is the reader's once sent
-		for _, cl := range batch {
-			if broken != nil {
-				cl.err = errUnsent
-				cl.done <- struct{}{}
-				continue
-			}
-			n += len(cl.cmds)
-			for _, cm := range cl.cmds {
-				if err := l.c.Send(cm.name, cm.args...); err != nil {
-					// This call may be written in part: the reader fails it.
-					broken = err
-					break
-				}
-			}
-			l.sent <- cl
-		}
-		if broken == nil {
-			broken = l.c.Flush()
-			l.b.writes.Add(1)
-			l.b.written.Add(uint64(len(batch)))
-			l.b.cmds.Add(uint64(n))
-		}
-		if broken != nil {
+		l.send(batch)
+	}
+}
+
+// gather waits for queued calls and for room for a batch, then takes the
+// queue and claims its calls. It returns a nil batch when it must be
+// called again, and false once l has retired: then every call still
+// queued has been handed back unsent.
+func (l *lane) gather(life <-chan time.Time) ([]*call, bool) {
+	l.mu.Lock()
+	n, closing := len(l.queue), l.closing
+	l.mu.Unlock()
+	switch {
+	case closing:
+		l.unsend(l.takeQueue(nil))
+		return nil, false
+	case n == 0:
+		select {
+		case <-l.wake:
+		case <-life:
 			l.retire()
 		}
-		clear(batch)
+		return nil, true
+	}
+	var batch []*call
+	select {
+	case batch = <-l.free:
+	case <-l.wake:
+		return nil, true // a hint only: look again
+	case <-life:
+		l.retire()
+		return nil, true
+	}
+	// Let the callers that are runnable queue their calls too: one write
+	// for many is what the lane is for.
+	runtime.Gosched()
+	batch = l.claim(l.takeQueue(batch))
+	now := time.Now()
+	if l.aged(now) || l.done.Load() {
+		l.retire()
+		l.unsend(batch)
+		l.free <- batch[:0]
+		return nil, true
+	}
+	if len(batch) == 0 {
+		l.free <- batch
+		return nil, true
+	}
+	l.b.noteAge(now.Sub(l.born))
+	return batch, true
+}
+
+// takeQueue appends the queued calls to batch and empties the queue.
+func (l *lane) takeQueue(batch []*call) []*call {
+	l.mu.Lock()
+	batch = append(batch, l.queue...)
+	clear(l.queue)
+	l.queue = l.queue[:0]
+	l.mu.Unlock()
+	return batch
+}
+
+// claim keeps the calls of batch that the writer wins from their callers,
+// and recycles those abandoned meanwhile.
+func (l *lane) claim(batch []*call) []*call {
+	kept := batch[:0]
+	for _, cl := range batch {
+		if cl.state.CompareAndSwap(queued, claimed) {
+			kept = append(kept, cl)
+		} else {
+			l.b.putCall(cl)
+		}
+	}
+	clear(batch[len(kept):])
+	return kept
+}
+
+// unsend hands the calls of batch, claimed or not, back to their callers
+// unwritten.
+func (l *lane) unsend(batch []*call) {
+	for _, cl := range batch {
+		if cl.state.Load() != claimed && !cl.state.CompareAndSwap(queued, claimed) {
+			l.b.putCall(cl)
+			continue
+		}
+		cl.err = errUnsent
+		cl.done <- struct{}{}
+	}
+	clear(batch)
+}
+
+// send writes batch, calls its writer claimed, in one flush and hands it
+// to the reader. A write that fails retires the lane.
+func (l *lane) send(batch []*call) {
+	n := 0 // commands
+	for i, cl := range batch {
+		n += len(cl.cmds)
+		for _, cm := range cl.cmds {
+			if err := l.c.Send(cm.name, cm.args...); err != nil {
+				// cl may be written in part: the reader fails it. Those
+				// after it were not written at all.
+				l.retire()
+				l.unsend(batch[i+1:])
+				l.sent <- batch[:i+1]
+				return
+			}
+		}
+	}
+	err := l.c.Flush()
+	l.sent <- batch
+	if err != nil {
+		l.retire()
+		return
+	}
+	l.b.writes.Add(1)
+	l.b.written.Add(uint64(len(batch)))
+	l.b.cmds.Add(uint64(n))
+}
+
+// noteAge records that a lane of age d wrote a batch.
+func (b *batcher) noteAge(d time.Duration) {
+	for {
+		o := b.oldest.Load()
+		if int64(d) <= o || b.oldest.CompareAndSwap(o, int64(d)) {
+			return
+		}
 	}
 }
 
@@ -405,32 +558,12 @@ func (l *lane) write() {
 func (l *lane) read() {
 	defer l.b.wg.Done()
 	var broken error
-	for cl := range l.sent {
-		if broken == nil {
-			for range cl.cmds {
-				v, err := l.c.Receive()
-				if err != nil {
-					if e, ok := err.(redis.Error); ok {
-						v = e
-					} else {
-						broken = err
-						break
-					}
-				}
-				cl.replies = append(cl.replies, v)
-			}
-			if broken == nil && l.c.Err() != nil {
-				// Answered, but the connection will not serve again: for
-				// seshsentinel, the server now answers as a replica.
-				l.retire()
-			}
+	for batch := range l.sent {
+		for _, cl := range batch {
+			broken = l.answer(cl, broken)
 		}
-		if broken != nil {
-			l.retire()
-			cl.replies = cl.replies[:0]
-			cl.err = broken
-		}
-		cl.done <- struct{}{}
+		clear(batch)
+		l.free <- batch[:0]
 	}
 	if broken != nil {
 		l.c.Close()
@@ -439,4 +572,36 @@ func (l *lane) read() {
 	// Not back to the Pool: a Pool could hand this connection to the next
 	// lane at once, and the next lane must be a new connection.
 	discard(l.c)
+}
+
+// answer reads cl's replies, unless the connection broke before, and
+// hands cl back to its caller. It returns the error that broke the
+// connection, if any.
+func (l *lane) answer(cl *call, broken error) error {
+	if broken == nil {
+		for range cl.cmds {
+			v, err := l.c.Receive()
+			if err != nil {
+				if e, ok := err.(redis.Error); ok {
+					v = e
+				} else {
+					broken = err
+					break
+				}
+			}
+			cl.replies = append(cl.replies, v)
+		}
+		if broken == nil && l.c.Err() != nil {
+			// Answered, but the connection will not serve again: for
+			// seshsentinel, the server now answers as a replica.
+			l.retire()
+		}
+	}
+	if broken != nil {
+		l.retire()
+		cl.replies = cl.replies[:0]
+		cl.err = broken
+	}
+	cl.done <- struct{}{}
+	return broken
 }

@@ -29,13 +29,27 @@ type conn struct {
 	c    redis.Conn
 	cc   redis.ConnWithContext // nil when c has no DoContext
 	busy chan struct{}         // closed when an abandoned Do returns
-	err  error                 // first error of send, returned by the next do
+	// quiet is closed when an abandoned Do can change no data any more:
+	// busy, or earlier for a notifier.
+	quiet chan struct{}
+	err   error // first error of send, returned by the next do
 
-	b      *batcher      // non-nil when the operation is counted in b.busy
-	shared bool          // round trips go to lanes
-	addr   string        // with a router, the master whose lane answered the last round trip; "" when unknown
-	cl     *call         // the lanes' round trip being built; nil once abandoned
-	trip   *atomic.Int32 // counts the operation's round trips, for a Hook; nil without one
+	b      *batcher // non-nil when the operation is counted in b.busy
+	shared bool     // round trips go to lanes
+	addr   string   // with a router, the master whose lane answered the last round trip; "" when unknown
+	cl     *call    // the lanes' round trip being built; nil once abandoned
+	// left is a call its caller gave up on after its lane's writer claimed
+	// it: it may run yet, and a cleanup must wait for its replies.
+	left *call
+	trip *atomic.Int32 // counts the operation's round trips, for a Hook; nil without one
+}
+
+// notifier is a connection whose Do tells, while it still runs, when
+// nothing it runs can change data any more: seshcluster's, whose Do may
+// block in WAIT long after its writes were answered. DoNotify closes
+// settled then, and at the latest when it returns.
+type notifier interface {
+	DoNotify(settled chan struct{}, cmd string, args ...any) (any, error)
 }
 
 // conn takes a connection for an operation, a lane when batching finds
@@ -129,16 +143,26 @@ func (c *conn) do(cmd string, args ...any) (any, error) {
 	ch := make(chan result, 1)
 	busy := make(chan struct{})
 	rc := c.c
+	n, notifies := rc.(notifier)
+	quiet := busy
+	if notifies {
+		quiet = make(chan struct{})
+	}
 	go func() {
 		defer close(busy)
-		v, err := rc.Do(cmd, args...)
-		ch <- result{v, err}
+		var r result
+		if notifies {
+			r.v, r.err = n.DoNotify(quiet, cmd, args...)
+		} else {
+			r.v, r.err = rc.Do(cmd, args...)
+		}
+		ch <- r
 	}()
 	select {
 	case r := <-ch:
 		return r.v, r.err
 	case <-done:
-		c.busy = busy
+		c.busy, c.quiet = busy, quiet
 		return nil, c.ctx.Err()
 	}
 }
@@ -193,6 +217,39 @@ func (c *conn) close() {
 	}()
 }
 
+// settled waits, within ctx, until nothing that c's caller gave up on can
+// still change data: for the replies of a call its lane wrote, or for an
+// abandoned Do (quiet). A cleanup of the operation runs only then, so that it cannot run
+// before what it cleans up. It reports false when ctx ended first.
+func (c *conn) settled(ctx context.Context) bool {
+	switch {
+	case c.left != nil:
+		select {
+		case <-c.left.done:
+			c.b.putCall(c.left)
+			c.left = nil
+		case <-ctx.Done():
+			return false
+		}
+	case c.quiet != nil:
+		select {
+		case <-c.quiet:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// unsettled returns a channel that is ready once what c's caller gave up
+// on has finished, for a cleanup that settled could not wait for.
+func (c *conn) unsettled() <-chan struct{} {
+	if c.left != nil {
+		return c.left.done
+	}
+	return c.quiet
+}
+
 // drop is close for a connection that must not be reused: it is broken
 // first, so that a pool discards it.
 func (c *conn) drop() {
@@ -216,10 +273,11 @@ func (c *conn) drop() {
 
 // doLane is do on a lane: the commands sent since the last round trip, and
 // cmd when not "", go out as one call. A caller whose context ends gets
-// ctx.Err() at once; the lane still reads the call's replies, and drops
-// them. When the lane breaks, a call it did not write, and a call that only
-// reads, run again on a connection of the operation's own; any other call
-// gets the error, since it may have run.
+// ctx.Err() at once: its call is withdrawn if not yet written, and
+// otherwise the lane still reads the call's replies, which a cleanup waits
+// for (settled). When the lane breaks, a call it did not write, and a call
+// that only reads, run again on a connection of the operation's own; any
+// other call gets the error, since it may have run.
 func (c *conn) doLane(cmd string, args []any) (any, error) {
 	cl := c.cl
 	if cl == nil {
@@ -248,7 +306,10 @@ func (c *conn) doLane(cmd string, args []any) (any, error) {
 			case <-cl.done:
 				err = cl.err
 			case <-c.ctx.Done():
-				c.cl = nil // the lane's reader still holds it
+				c.cl = nil
+				if !l.abandon(cl) {
+					c.left = cl // the lane's reader holds it
+				}
 				return nil, c.ctx.Err()
 			}
 		}

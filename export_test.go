@@ -1,5 +1,7 @@
 package sesh
 
+import "time"
+
 // Internals for the black-box tests in package sesh_test.
 
 // TokenKey exposes token parsing: the Redis key of token, or false.
@@ -16,3 +18,48 @@ func ParseURL(rawurl string) (network, addr string, err error) {
 	network, addr, _, err = parseURL(rawurl)
 	return network, addr, err
 }
+
+// SetLaneLife sets how long the lanes of s take and write calls; call it
+// before the first operation.
+func SetLaneLife(s *Store, d time.Duration) {
+	if s.batch != nil {
+		s.batch.life = d
+	}
+}
+
+// OldestLane returns the age of the oldest lane that wrote a batch.
+func OldestLane(s *Store) time.Duration {
+	if s.batch == nil {
+		return 0
+	}
+	return time.Duration(s.batch.oldest.Load())
+}
+
+// Queued returns how many calls wait, unwritten, on the lanes of s.
+func Queued(s *Store) int {
+	if s.batch == nil {
+		return 0
+	}
+	n := 0
+	count := func(g *group) {
+		for i := range g.slots {
+			if l := g.slots[i].lane.Load(); l != nil {
+				l.mu.Lock()
+				n += len(l.queue)
+				l.mu.Unlock()
+			}
+		}
+	}
+	if s.batch.one != nil {
+		count(s.batch.one)
+	}
+	s.batch.nodes.Range(func(_, v any) bool {
+		count(v.(*group))
+		return true
+	})
+	return n
+}
+
+// WaitCleanups waits for the cleanups of s that wait for the round trip
+// they undo.
+func WaitCleanups(s *Store) { s.later.Wait() }

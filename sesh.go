@@ -68,6 +68,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -210,6 +211,7 @@ type Store struct {
 	hook     Hook
 	log      *slog.Logger // never nil
 	stats    stats
+	later    sync.WaitGroup // cleanups waiting for the round trip they undo
 }
 
 // New returns a Store that keeps its tokens in the Redis behind p.

@@ -277,18 +277,51 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 // cleanup runs cmds, each a command and its arguments, to put back what a
 // failed or losing operation left behind. When failed, c may be broken or
 // its context done, so cmds run on a fresh connection, bounded by
-// cleanupTimeout whatever ctx says. Other cleanups run on c.
+// cleanupTimeout whatever ctx says. Other cleanups run on c, and on a
+// fresh connection too if ctx ends meanwhile.
+//
+// A failed cleanup never races what it cleans up: when c's caller gave up
+// on a round trip that may run yet, cmds wait until it has been answered.
+// If that takes longer than cleanupTimeout, they run in the background once
+// it has, and cleanup returns the timeout's error.
 func (s *Store) cleanup(ctx context.Context, c *conn, failed bool, cmds ...[]any) error {
-	if failed {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		fresh, err := s.conn(ctx)
-		if err != nil {
+	if !failed {
+		err := runCleanup(c, cmds)
+		if err == nil || ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		defer fresh.close()
-		c = &fresh
+		// The caller gave up meanwhile: what it left must still go.
 	}
+	ctx = context.WithoutCancel(ctx)
+	tctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if !c.settled(tctx) {
+		ready := c.unsettled()
+		s.later.Add(1)
+		go func() {
+			defer s.later.Done()
+			<-ready
+			s.cleanupFresh(ctx, cmds)
+		}()
+		return fmt.Errorf("cleanup waits for the round trip it undoes: %w", tctx.Err())
+	}
+	return s.cleanupFresh(tctx, cmds)
+}
+
+// cleanupFresh runs cmds on a fresh connection, within cleanupTimeout.
+func (s *Store) cleanupFresh(ctx context.Context, cmds [][]any) error {
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	fresh, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer fresh.close()
+	return runCleanup(&fresh, cmds)
+}
+
+// runCleanup runs cmds on c, in one round trip.
+func runCleanup(c *conn, cmds [][]any) error {
 	for _, cmd := range cmds {
 		c.send(cmd[0].(string), cmd[1:]...)
 	}

@@ -31,6 +31,16 @@ type conn struct {
 
 	retries int       // pauses taken so far
 	giveUp  time.Time // when retries stop; zero until the first pause
+
+	settled chan struct{} // DoNotify's, closed by quiet; nil once closed
+}
+
+// quiet closes the channel of DoNotify, if any.
+func (c *conn) quiet() {
+	if c.settled != nil {
+		close(c.settled)
+		c.settled = nil
+	}
 }
 
 // node is a *redisc.Conn bound to one node of the cluster.
@@ -115,8 +125,19 @@ func (c *conn) Receive() (any, error) {
 // a []any, Redis errors in place. Otherwise it runs cmd last and, as redigo
 // does, returns its reply and the first error reply among all.
 func (c *conn) Do(cmd string, args ...any) (any, error) {
+	return c.DoNotify(nil, cmd, args...)
+}
+
+// DoNotify is Do that closes settled, when not nil, as soon as nothing it
+// runs can change data any more: every command before the WAITs that end
+// the queue has been answered, or Do is returning. A Do may block in WAIT
+// long after its writes ran; sesh orders a cleanup after them, not after
+// the WAIT.
+func (c *conn) DoNotify(settled chan struct{}, cmd string, args ...any) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.settled = settled
+	defer c.quiet()
 	if c.err != nil {
 		return nil, c.err
 	}

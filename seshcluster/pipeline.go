@@ -77,6 +77,9 @@ func (c *conn) run() error {
 		j := c.batchEnd(calls, i)
 		var err error
 		if calls[i].wait {
+			if onlyWaits(calls[i:]) {
+				c.quiet()
+			}
 			err = c.waitAll(calls[i])
 		} else {
 			err = c.runBatch(calls[i:j])
@@ -90,6 +93,16 @@ func (c *conn) run() error {
 		c.replies = append(c.replies, cl.reply)
 	}
 	return nil
+}
+
+// onlyWaits reports whether every call of calls is a WAIT.
+func onlyWaits(calls []*call) bool {
+	for _, cl := range calls {
+		if !cl.wait {
+			return false
+		}
+	}
+	return true
 }
 
 // batchEnd returns where the batch starting at calls[i] ends. The commands

@@ -31,6 +31,12 @@ type pool struct {
 
 var _ sesh.Pool = (*pool)(nil)
 
+// sesh finds DoNotify by type assertion, to order a cleanup after what an
+// abandoned Do still runs.
+var _ interface {
+	DoNotify(settled chan struct{}, cmd string, args ...any) (any, error)
+} = (*conn)(nil)
+
 // New returns a Pool whose connections run commands on the cluster c,
 // following MOVED and ASK redirects. c must not be nil; New changes none of
 // its fields, and c stays the caller's to Refresh and Close.
