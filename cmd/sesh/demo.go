@@ -83,8 +83,8 @@ type demo struct {
 	n      int // steps so far
 }
 
-// run narrates the lifecycle, one phase a method, each on the Crypt run
-// makes, and returns the first outcome that is not as documented.
+// run narrates the lifecycle phase by phase, on a Crypt with a fresh key,
+// and returns the first outcome that is not as documented.
 func (d *demo) run(ctx context.Context) error {
 	d.key = make([]byte, 32)
 	rand.Read(d.key)
