@@ -29,16 +29,43 @@ const maxReadTokens = 10000
 
 func (c *cli) bench(ctx context.Context, args []string) int {
 	b := &bencher{progress: c.progressTo()}
-	var (
-		tf             targetFlags
-		opList         string
-		size           int
-		crypt, asJSON  bool
-		track          bool
-		explicitN      bool
-		defaultN       = 10000
-		defaultWorkers = 16
-	)
+	var opt benchOptions
+	fs := c.benchFlags(b, &opt)
+	if _, status, ok := c.parse(fs, args, 0); !ok {
+		return status
+	}
+	if status, ok := c.checkBenchFlags(fs, b, opt.ops); !ok {
+		return status
+	}
+	var e benchTarget
+	defer e.close()
+	if status, ok := c.openBenchTarget(ctx, fs, &opt.tf, &e); !ok {
+		return status
+	}
+	what, err := b.newStore(e.pool, e.prefix, opt.crypt, opt.track)
+	if err != nil {
+		return c.fail(ctx, "bench", err)
+	}
+	if !opt.asJSON {
+		b.printHeader(c.stdout, what, e.where)
+	}
+	results, err := b.measure(ctx)
+	if err != nil {
+		return c.fail(ctx, "bench", err)
+	}
+	return c.benchReport(ctx, results, opt.asJSON)
+}
+
+// benchOptions are bench's flags that the bencher does not keep.
+type benchOptions struct {
+	tf                   targetFlags
+	ops                  string
+	crypt, asJSON, track bool
+}
+
+// benchFlags defines bench's flags, into b and opt.
+func (c *cli) benchFlags(b *bencher, opt *benchOptions) *flag.FlagSet {
+	const defaultN, defaultWorkers = 10000, 16
 	fs := c.flags("bench", "[flags]",
 		`Bench measures each operation's throughput and latency with concurrent
 workers, one phase per operation. Get, liv, die and rotate first make the
@@ -49,109 +76,149 @@ miniredis, not a Redis server. A live progress line goes to standard error
 when it is a terminal.
 `+targetAbout,
 		"\tsesh bench -redis redis://localhost:6379/15 -ops set,get,die -c 32 -d 10s")
-	tf.register(fs, "Redis `URL`: redis://, redis+sentinel:// or redis+cluster:// (default $SESH_REDIS_URL, else an embedded miniredis)")
-	fs.StringVar(&opList, "ops", "set,get", "comma-separated operations, of "+strings.Join(benchOps, ","))
+	opt.tf.register(fs, "Redis `URL`: redis://, redis+sentinel:// or redis+cluster:// (default $SESH_REDIS_URL, else an embedded miniredis)")
+	fs.StringVar(&opt.ops, "ops", "set,get", "comma-separated operations, of "+strings.Join(benchOps, ","))
 	fs.IntVar(&b.workers, "c", defaultWorkers, "concurrent workers")
 	fs.IntVar(&b.n, "n", defaultN, "operations per phase; with -d too, whichever ends first (-d alone runs for its duration)")
 	fs.DurationVar(&b.d, "d", 0, "duration per phase, such as 5s; 0 means none")
-	fs.IntVar(&size, "size", 16, "user ID size in `bytes`, 1 to 1024")
-	fs.BoolVar(&crypt, "crypt", false, "measure a Crypt with a fresh key")
-	fs.BoolVar(&track, "track-users", false, "keep the per-user index, as Options.TrackUsers")
-	fs.BoolVar(&asJSON, "json", false, "print a JSON array instead of a table; latencies in ns")
-	if _, status, ok := c.parse(fs, args, 0); !ok {
-		return status
-	}
+	fs.IntVar(&b.size, "size", 16, "user ID size in `bytes`, 1 to 1024")
+	fs.BoolVar(&opt.crypt, "crypt", false, "measure a Crypt with a fresh key")
+	fs.BoolVar(&opt.track, "track-users", false, "keep the per-user index, as Options.TrackUsers")
+	fs.BoolVar(&opt.asJSON, "json", false, "print a JSON array instead of a table; latencies in ns")
+	return fs
+}
+
+// checkBenchFlags checks the parsed flags, before any network call, and
+// sets b.ops from opList.
+func (c *cli) checkBenchFlags(fs *flag.FlagSet, b *bencher, opList string) (status int, ok bool) {
+	explicitN := false
 	fs.Visit(func(f *flag.Flag) { explicitN = explicitN || f.Name == "n" })
 	for _, op := range strings.Split(opList, ",") {
 		if !slices.Contains(benchOps, op) {
-			return c.usage(fs, "bench: unknown operation %q in -ops; choose from %s", op, strings.Join(benchOps, ","))
+			return c.usage(fs, "bench: unknown operation %q in -ops; choose from %s", op, strings.Join(benchOps, ",")), false
 		}
 		b.ops = append(b.ops, op)
 	}
 	switch {
 	case b.workers < 1:
-		return c.usage(fs, "bench: -c %d: want at least 1 worker", b.workers)
+		return c.usage(fs, "bench: -c %d: want at least 1 worker", b.workers), false
 	case b.n < 1:
-		return c.usage(fs, "bench: -n %d: want at least 1 operation", b.n)
+		return c.usage(fs, "bench: -n %d: want at least 1 operation", b.n), false
 	case b.d < 0:
-		return c.usage(fs, "bench: -d %v is negative", b.d)
-	case size < 1 || size > 1024:
-		return c.usage(fs, "bench: -size %d: want 1 to 1024 bytes", size)
+		return c.usage(fs, "bench: -d %v is negative", b.d), false
+	case b.size < 1 || b.size > 1024:
+		return c.usage(fs, "bench: -size %d: want 1 to 1024 bytes", b.size), false
 	}
 	if b.d > 0 && !explicitN {
 		b.n = 0 // -d alone: run for the duration
 	}
-	b.size = size
+	return exitOK, true
+}
 
-	where, prefix := "an embedded miniredis", "seshbench"
+// benchTarget is the server bench measures, and what to undo when it is
+// done.
+type benchTarget struct {
+	pool          *backend
+	where, prefix string
+	undos         []func()
+}
+
+// undo adds fn to what close does, before everything added so far.
+func (e *benchTarget) undo(fn func()) { e.undos = append(e.undos, fn) }
+
+// close undoes what openBenchTarget did, latest first.
+func (e *benchTarget) close() {
+	for i := len(e.undos) - 1; i >= 0; i-- {
+		e.undos[i]()
+	}
+}
+
+// openBenchTarget connects to the server tf names, or to an embedded
+// miniredis, into e; on a server, e.close deletes the keys under e.prefix.
+func (c *cli) openBenchTarget(ctx context.Context, fs *flag.FlagSet, tf *targetFlags, e *benchTarget) (status int, ok bool) {
+	e.where, e.prefix = "an embedded miniredis", "seshbench"
 	embedded := !tf.given()
 	var t target
 	if embedded {
 		mr, err := miniredis.Run()
 		if err != nil {
-			return c.fail(ctx, "bench", fmt.Errorf("embedded miniredis: %w", err))
+			return c.fail(ctx, "bench", fmt.Errorf("embedded miniredis: %w", err)), false
 		}
-		defer mr.Close()
+		e.undo(mr.Close)
 		t = target{kind: kindSingle, url: "redis://" + mr.Addr()}
 	} else {
 		var err error
 		if t, err = tf.target(); err != nil {
-			return c.usage(fs, "bench: %v", err)
+			return c.usage(fs, "bench: %v", err), false
 		}
-		where, prefix = t.String(), "seshbench-"+randomHex(4)
+		e.where, e.prefix = t.String(), "seshbench-"+randomHex(4)
 	}
 	pool, err := t.open()
 	if err != nil {
-		return c.fail(ctx, "bench", err)
+		return c.fail(ctx, "bench", err), false
 	}
-	defer pool.close()
+	e.undo(pool.close)
 	if err := pool.ping(ctx); err != nil {
-		return c.fail(ctx, "bench", fmt.Errorf("%s: %w", where, err))
+		return c.fail(ctx, "bench", fmt.Errorf("%s: %w", e.where, err)), false
 	}
 	if !embedded {
-		defer func() {
-			n, err := cleanup(pool, prefix)
+		e.undo(func() {
+			n, err := cleanup(pool, e.prefix)
 			if err != nil {
-				fmt.Fprintf(c.stderr, "sesh: bench: cleaning up %s: %v\n", prefix, err)
+				fmt.Fprintf(c.stderr, "sesh: bench: cleaning up %s: %v\n", e.prefix, err)
 				return
 			}
-			fmt.Fprintf(c.stderr, "cleaned up: deleted %d keys under %s:\n", n, prefix)
-		}()
+			fmt.Fprintf(c.stderr, "cleaned up: deleted %d keys under %s:\n", n, e.prefix)
+		})
 	}
+	e.pool = pool
+	return exitOK, true
+}
+
+// newStore sets b.s to the Store, or Crypt with a fresh key, to measure,
+// and returns its description.
+func (b *bencher) newStore(pool *backend, prefix string, crypt, track bool) (what string, err error) {
 	s, err := sesh.New(pool, sesh.Options{Prefix: prefix, TrackUsers: track})
 	if err != nil {
-		return c.fail(ctx, "bench", err)
+		return "", err
 	}
 	b.s = s
-	what := "Store"
+	what = "Store"
 	if crypt {
 		key := make([]byte, 32)
 		rand.Read(key)
 		if b.s, err = sesh.NewCrypt(s, key); err != nil {
-			return c.fail(ctx, "bench", err)
+			return "", err
 		}
 		what = "Crypt"
 	}
 	if track {
 		what += " with TrackUsers"
 	}
+	return what, nil
+}
 
-	if !asJSON {
-		limit := fmt.Sprintf("%d ops", b.n)
-		switch {
-		case b.n == 0:
-			limit = b.d.String()
-		case b.d > 0:
-			limit += " or " + b.d.String()
-		}
-		fmt.Fprintf(c.stdout, "sesh bench: %s on %s, %d workers, %s per phase, %d-byte user IDs\n\n",
-			what, where, b.workers, limit, size)
+// printHeader says what is measured, where and how.
+func (b *bencher) printHeader(w io.Writer, what, where string) {
+	limit := fmt.Sprintf("%d ops", b.n)
+	switch {
+	case b.n == 0:
+		limit = b.d.String()
+	case b.d > 0:
+		limit += " or " + b.d.String()
 	}
+	fmt.Fprintf(w, "sesh bench: %s on %s, %d workers, %s per phase, %d-byte user IDs\n\n",
+		what, where, b.workers, limit, b.size)
+}
+
+// measure runs the phases in turn. On an interrupt it returns what it
+// measured so far.
+func (b *bencher) measure(ctx context.Context) ([]benchResult, error) {
 	var results []benchResult
 	for _, op := range b.ops {
 		r, err := b.phase(ctx, op)
 		if err != nil && ctx.Err() == nil {
-			return c.fail(ctx, "bench", fmt.Errorf("%s: making tokens: %w", op, err))
+			return nil, fmt.Errorf("%s: making tokens: %w", op, err)
 		}
 		if r.Ops > 0 {
 			results = append(results, r)
@@ -160,6 +227,12 @@ when it is a terminal.
 			break
 		}
 	}
+	return results, nil
+}
+
+// benchReport prints results and the errors they met, and returns the exit
+// status they call for.
+func (c *cli) benchReport(ctx context.Context, results []benchResult, asJSON bool) int {
 	if asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

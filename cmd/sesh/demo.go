@@ -83,6 +83,8 @@ type demo struct {
 	n      int // steps so far
 }
 
+// run narrates the lifecycle phase by phase, on a Crypt with a fresh key,
+// and returns the first outcome that is not as documented.
 func (d *demo) run(ctx context.Context) error {
 	d.key = make([]byte, 32)
 	rand.Read(d.key)
@@ -92,43 +94,73 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.w, "Crypt over a Store{Prefix: %q, TTL: %s, TrackUsers: true}, with a fresh AES-256 key\n\n", d.prefix, short(demoTTL))
 
-	// Set, Get, Liv.
-	tok, err := d.set(ctx, s, "alice", true)
+	tok, err := d.setGetLiv(ctx, s)
 	if err != nil {
 		return err
+	}
+	rotated, err := d.rotate(ctx, s, tok)
+	if err != nil {
+		return err
+	}
+	if err := d.countAndDieAll(ctx, s, rotated); err != nil {
+		return err
+	}
+	if err := d.die(ctx, s); err != nil {
+		return err
+	}
+	if err := d.expiry(ctx); err != nil {
+		return err
+	}
+	return d.swap(ctx, s)
+}
+
+// setGetLiv issues alice's token, shows what Redis holds for it, looks it
+// up and renews it; it returns the token.
+func (d *demo) setGetLiv(ctx context.Context, s sesh.TokenStore) (string, error) {
+	tok, err := d.set(ctx, s, "alice", true)
+	if err != nil {
+		return "", err
 	}
 	raw, err := redis.Bytes(d.do(ctx, "GET", d.keyOf(tok)))
 	if err != nil {
-		return err
+		return "", err
 	}
 	d.note("Redis holds %s = %d bytes of ciphertext: neither the token nor \"alice\"", d.shortKey(tok), len(raw))
 	if err := d.get(ctx, s, "Get(token)", tok, "alice", nil, true); err != nil {
-		return err
+		return "", err
 	}
 	start := time.Now()
 	err = s.Liv(ctx, tok)
 	if err := expect("Liv", err, nil); err != nil {
-		return err
+		return "", err
 	}
 	d.step(true, "Liv(token)", "ok: idle TTL back to "+short(demoTTL), time.Since(start))
+	return tok, nil
+}
 
-	// Rotate.
-	start = time.Now()
+// rotate swaps tok for a fresh token, shows that only the new one is live,
+// and returns it.
+func (d *demo) rotate(ctx context.Context, s sesh.TokenStore, tok string) (string, error) {
+	start := time.Now()
 	rotated, err := s.Rotate(ctx, tok)
 	if err := expect("Rotate", err, nil); err != nil {
-		return err
+		return "", err
 	}
 	d.step(true, "Rotate(token)", "new token "+abbrev(rotated), time.Since(start))
 	if err := d.get(ctx, s, "Get(old token)", tok, "", sesh.ErrNotFound, false); err != nil {
-		return err
+		return "", err
 	}
 	if err := d.get(ctx, s, "Get(new token)", rotated, "alice", nil, false); err != nil {
-		return err
+		return "", err
 	}
+	return rotated, nil
+}
 
-	// Count and DieAll.
+// countAndDieAll gives alice two more tokens beside tok, counts her three,
+// and ends them all at once.
+func (d *demo) countAndDieAll(ctx context.Context, s sesh.TokenStore, tok string) error {
 	d.note("alice logs in on two more devices:")
-	toks := []string{rotated}
+	toks := []string{tok}
 	for range 2 {
 		t, err := d.set(ctx, s, "alice", false)
 		if err != nil {
@@ -136,7 +168,7 @@ func (d *demo) run(ctx context.Context) error {
 		}
 		toks = append(toks, t)
 	}
-	start = time.Now()
+	start := time.Now()
 	n, err := s.Count(ctx, "alice")
 	if err := expect("Count", err, nil); err != nil {
 		return err
@@ -159,14 +191,17 @@ func (d *demo) run(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
 
-	// Die.
+// die ends bob's token, and ends it again to show that is no error.
+func (d *demo) die(ctx context.Context, s sesh.TokenStore) error {
 	d.note("bob logs in:")
-	tok, err = d.set(ctx, s, "bob", false)
+	tok, err := d.set(ctx, s, "bob", false)
 	if err != nil {
 		return err
 	}
-	start = time.Now()
+	start := time.Now()
 	err = s.Die(ctx, tok)
 	if err := expect("Die", err, nil); err != nil {
 		return err
@@ -181,15 +216,18 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.step(false, "Die(token) again", "ok: already gone is no error", time.Since(start))
+	return nil
+}
 
-	// Expiry, with a store whose idle TTL is short.
+// expiry lets a token of a store whose idle TTL is short go unused past it.
+func (d *demo) expiry(ctx context.Context) error {
 	const ttl, wait = time.Second, 1200 * time.Millisecond
 	short, err := d.crypt(ttl)
 	if err != nil {
 		return err
 	}
 	d.note("a store with TTL %v:", ttl)
-	tok, err = d.set(ctx, short, "carol", false)
+	tok, err := d.set(ctx, short, "carol", false)
 	if err != nil {
 		return err
 	}
@@ -204,12 +242,7 @@ func (d *demo) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	if err := d.get(ctx, short, fmt.Sprintf("Get(token) %v later", wait), tok, "", sesh.ErrNotFound, true); err != nil {
-		return err
-	}
-
-	// The swap attack.
-	return d.swap(ctx, s)
+	return d.get(ctx, short, fmt.Sprintf("Get(token) %v later", wait), tok, "", sesh.ErrNotFound, true)
 }
 
 // swap shows what someone who can write to Redis, and holds a token of

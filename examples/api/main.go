@@ -95,40 +95,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	url := *redisURL
-	if url == "" {
-		mr, err := miniredis.Run()
-		if err != nil {
-			return err
-		}
-		defer mr.Close()
-		url = "redis://" + mr.Addr()
-		log.Info("tokens are kept in an embedded miniredis, and end when the server stops")
-	}
-	pool, err := sesh.NewPool(url)
+	s, closeStore, err := openStore(*redisURL, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s, err := sesh.New(pool, sesh.Options{TTL: idleTTL, MaxAge: maxAge, Sliding: true, TrackUsers: true})
-	if err != nil {
-		return err
-	}
-	keys, err := keys(log)
-	if err != nil {
-		return err
-	}
-	crypt, err := sesh.NewCrypt(s, keys...)
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(crypt, log),
+		Handler:           routes(s, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -138,7 +116,58 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "listening on %s\n\n", base)
 	printCurls(stdout, base)
+	return serve(ctx, srv, ln, log)
+}
 
+// openStore returns the API's Crypt over a Store at url, or over an
+// embedded miniredis when url is empty, and the func that closes what it
+// opened. On an error it has closed them already.
+func openStore(url string, log *slog.Logger) (sesh.TokenStore, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if url == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, mr.Close)
+		url = "redis://" + mr.Addr()
+		log.Info("tokens are kept in an embedded miniredis, and end when the server stops")
+	}
+	pool, err := sesh.NewPool(url)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, func() { pool.Close() })
+	crypt, err := newCrypt(pool, log)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return crypt, closeAll, nil
+}
+
+// newCrypt returns a Crypt with the keys of SESH_KEYS over a Store on pool.
+func newCrypt(pool sesh.Pool, log *slog.Logger) (*sesh.Crypt, error) {
+	s, err := sesh.New(pool, sesh.Options{TTL: idleTTL, MaxAge: maxAge, Sliding: true, TrackUsers: true})
+	if err != nil {
+		return nil, err
+	}
+	keys, err := keys(log)
+	if err != nil {
+		return nil, err
+	}
+	return sesh.NewCrypt(s, keys...)
+}
+
+// serve serves ln until srv fails or ctx is done, then shuts srv down,
+// giving the requests in flight 5 seconds.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

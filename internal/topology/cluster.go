@@ -61,6 +61,24 @@ func (c cluster) start() error {
 	if err := portsFree(ns); err != nil {
 		return err
 	}
+	ctx := context.Background()
+	if err := launchClusterNodes(ctx, ns); err != nil {
+		return err
+	}
+	// Meet, share the slots among the masters, then pair each with a replica.
+	masters, replicas := ns[:3], ns[3:]
+	if err := meetAndShareSlots(ctx, ns, masters); err != nil {
+		return err
+	}
+	if err := pairReplicas(ctx, masters, replicas); err != nil {
+		return err
+	}
+	return waitFor(ctx, StartTimeout(), "a healthy cluster", c.healthy)
+}
+
+// launchClusterNodes configures and starts every node, then waits until
+// each answers.
+func launchClusterNodes(ctx context.Context, ns []node) error {
 	for _, n := range ns {
 		if err := n.writeConf("cluster-enabled yes", "cluster-config-file nodes.conf",
 			"cluster-node-timeout 1000", "cluster-replica-validity-factor 0"); err != nil {
@@ -70,17 +88,18 @@ func (c cluster) start() error {
 			return err
 		}
 	}
-	ctx := context.Background()
-	if err := waitFor(ctx, 10*time.Second, "the nodes to answer", func() error { return allUp(ns) }); err != nil {
-		return err
-	}
-	// Meet, share the slots among the masters, then pair each with a replica.
+	return waitFor(ctx, 10*time.Second, "the nodes to answer", func() error { return allUp(ns) })
+}
+
+// meetAndShareSlots introduces every node to the first, gives each master
+// an equal share of the 16384 slots, and waits until every node knows all
+// six.
+func meetAndShareSlots(ctx context.Context, ns, masters []node) error {
 	for _, n := range ns[1:] {
 		if _, err := ns[0].do("CLUSTER", "MEET", "127.0.0.1", n.port); err != nil {
 			return fmt.Errorf("CLUSTER MEET %s: %w", n.addr(), err)
 		}
 	}
-	masters, replicas := ns[:3], ns[3:]
 	for i, m := range masters {
 		lo, hi := i*16384/3, (i+1)*16384/3-1
 		if _, err := m.do("CLUSTER", "ADDSLOTSRANGE", lo, hi); err != nil {
@@ -95,9 +114,11 @@ func (c cluster) start() error {
 		}
 		return nil
 	}
-	if err := waitFor(ctx, 20*time.Second, "the nodes to meet", known); err != nil {
-		return err
-	}
+	return waitFor(ctx, 20*time.Second, "the nodes to meet", known)
+}
+
+// pairReplicas makes replicas[i] the replica of masters[i].
+func pairReplicas(ctx context.Context, masters, replicas []node) error {
 	for i, r := range replicas {
 		id, err := redis.String(masters[i].do("CLUSTER", "MYID"))
 		if err != nil {
@@ -110,7 +131,7 @@ func (c cluster) start() error {
 			return err
 		}
 	}
-	return waitFor(ctx, StartTimeout(), "a healthy cluster", c.healthy)
+	return nil
 }
 
 func clusterInfo(n node) string {
