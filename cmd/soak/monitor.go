@@ -124,7 +124,7 @@ func (m *monitor) progress() {
 	}
 	late := ""
 	if m.late != nil {
-		late = fmt.Sprintf(", %d commands reached Redis after their caller's deadline", m.late.Ran)
+		late = fmt.Sprintf("; after their caller's deadline, %d commands sent, %d reached Redis", m.late.Sent, m.late.Ran)
 	}
 	fmt.Fprintf(m.w, "+%v: %d calls checked, %d broken promises%s; holding %d tokens, %d calls; heap in use %.1f MiB\n",
 		time.Since(m.start).Round(time.Second), m.lat.n, len(m.oracle.v.Violations), late,
