@@ -51,7 +51,7 @@ func (m *monitor) run(ctx context.Context, tick, period time.Duration) {
 		case <-t.C:
 		}
 		m.step(false)
-		if now := time.Now(); now.After(next) {
+		if now := time.Now(); period > 0 && now.After(next) {
 			m.progress()
 			next = now.Add(period)
 		}
