@@ -10,78 +10,99 @@ import (
 // b64 spells tokens and key hashes as sesh does.
 var b64 = base64.RawURLEncoding.Strict()
 
-// memberOf is the hash part of token's key, as sesh names it in keys and
-// in user indexes: base64url(SHA-256(raw)).
-func memberOf(token string) (string, bool) {
-	raw, err := b64.DecodeString(token)
-	if err != nil || len(raw) != 32 {
-		return "", false
+// member names a token's key: the SHA-256 of the token's bytes, which
+// sesh spells in base64url in the key ("Prefix:{member}") and in its
+// user's index.
+type member [32]byte
+
+// tokenMember is the member of token's key.
+func tokenMember(token string) (member, bool) {
+	var raw [32]byte
+	if len(token) != tokenLen {
+		return member{}, false
 	}
-	return hashMember(raw), true
+	if n, err := b64.Decode(raw[:], []byte(token)); err != nil || n != len(raw) {
+		return member{}, false
+	}
+	return sha256.Sum256(raw[:]), true
 }
 
-func hashMember(raw []byte) string {
-	sum := sha256.Sum256(raw)
-	return b64.EncodeToString(sum[:])
+// parseMember reads a member as sesh spells it.
+func parseMember(b []byte) (member, bool) {
+	var m member
+	if len(b) != tokenLen {
+		return m, false
+	}
+	n, err := b64.Decode(m[:], b)
+	return m, err == nil && n == len(m)
 }
+
+func (m member) String() string { return b64.EncodeToString(m[:]) }
 
 // keyBook knows, for a while, every token key the run's calls could have
 // written: the tokens they asked about or were returned, and the tokens
 // the Stores drew (a Set whose caller gave up still drew one). It keeps a
 // key for keep after the last call that touched it began; keep is longer
-// than any key can live untouched, so a live key the book does not know
-// is one no call made, or one touched after its caller's deadline.
+// than any key lives untouched, so a live key the book does not know is
+// one no call made, or one touched after its caller's deadline. Its map
+// holds no pointers, so that the collector need not scan it.
 type keyBook struct {
-	keep  time.Duration
-	keys  map[string]*keyState // by member
-	users map[string]time.Time // the Start of the last call about the user
-	swept time.Time
+	keep   time.Duration
+	keys   map[member]keyState
+	users  map[string]uint16 // a user's number: the index into last, from 1
+	names  []string          // by number
+	latest []time.Time       // by number: the Start of the last call about the user
+	swept  time.Time
 }
 
 type keyState struct {
-	last     time.Time // the Start of the last call about it, or when it was drawn
-	owner    string    // "" until known
-	returned bool      // a Set or Rotate returned it
+	last     int64  // Unix ns: the Start of the last call about it, or when it was drawn
+	owner    uint16 // the owner's number; 0 until known
+	returned bool   // a Set or Rotate returned it
 }
 
 func newKeyBook(keep time.Duration) *keyBook {
-	return &keyBook{keep: keep, keys: map[string]*keyState{}, users: map[string]time.Time{}}
+	return &keyBook{keep: keep, keys: map[member]keyState{}, users: map[string]uint16{},
+		names: []string{""}, latest: []time.Time{{}}}
+}
+
+// user returns the number of user, and records a call about it at t.
+func (b *keyBook) user(name string, t time.Time) uint16 {
+	n, ok := b.users[name]
+	if !ok {
+		n = uint16(len(b.names))
+		b.users[name] = n
+		b.names = append(b.names, name)
+		b.latest = append(b.latest, t)
+	}
+	b.latest[n] = later(b.latest[n], t)
+	return n
 }
 
 // touch records what a released call says about keys and users.
 func (b *keyBook) touch(c call) {
+	var owner uint16
 	if c.User != "" {
-		b.users[c.User] = later(b.users[c.User], c.Start)
+		owner = b.user(c.User, c.Start)
 	}
-	if c.Token != "" {
-		b.note(c.Token, c.User, c.Start, false)
+	if m, ok := tokenMember(c.Token); ok {
+		b.key(m, c.Start, owner, false)
 	}
-	if (c.Op == "set" || c.Op == "rotate") && c.ok() {
-		b.note(c.Out, c.User, c.Start, true)
+	if m, ok := tokenMember(c.Out); ok && (c.Op == "set" || c.Op == "rotate") && c.ok() {
+		b.key(m, c.Start, owner, true)
 	}
 }
 
-func (b *keyBook) note(token, owner string, at time.Time, returned bool) {
-	m, ok := memberOf(token)
-	if !ok {
-		return
-	}
-	k := b.key(m, at)
-	if k.owner == "" {
+// key records a call about m at t: by owner (0: unknown), that returned it
+// or not.
+func (b *keyBook) key(m member, t time.Time, owner uint16, returned bool) {
+	k := b.keys[m]
+	k.last = max(k.last, t.UnixNano())
+	if k.owner == 0 {
 		k.owner = owner
 	}
 	k.returned = k.returned || returned
-}
-
-// key returns the state of member m, touched at t.
-func (b *keyBook) key(m string, t time.Time) *keyState {
-	k := b.keys[m]
-	if k == nil {
-		k = &keyState{}
-		b.keys[m] = k
-	}
-	k.last = later(k.last, t)
-	return k
+	b.keys[m] = k
 }
 
 // sweep drops the keys untouched for keep before mark, at most once per
@@ -91,8 +112,9 @@ func (b *keyBook) sweep(mark time.Time) {
 		return
 	}
 	b.swept = mark
+	old := mark.Add(-b.keep).UnixNano()
 	for m, k := range b.keys {
-		if mark.Sub(k.last) > b.keep {
+		if k.last < old {
 			delete(b.keys, m)
 		}
 	}
@@ -106,14 +128,15 @@ func later(a, b time.Time) time.Time {
 }
 
 // drawReader is the Stores' Options.Rand: crypto/rand, that also tells seq
-// of every token drawn, at the time it was drawn.
+// of every token drawn, at the time it was drawn, as a draw whose Token is
+// the member's bytes.
 type drawReader struct{ seq *sequencer }
 
 func (d drawReader) Read(p []byte) (int, error) {
 	n, err := rand.Read(p)
 	if n == 32 {
-		m := hashMember(p[:n])
-		d.seq.stamp(func(t time.Time) call { return call{Op: "draw", Token: m, Start: t} })
+		m := member(sha256.Sum256(p[:n]))
+		d.seq.stamp(func(t time.Time) call { return call{Op: "draw", Token: string(m[:]), Start: t} })
 	}
 	return n, err
 }

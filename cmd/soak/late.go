@@ -10,7 +10,7 @@ import (
 // run's keys it names.
 type wire struct {
 	Cmd     string
-	Members []string  // token keys' hash parts, and bare index members
+	Members []member  // of token keys, and bare index members
 	Users   []string  // user indexes' IDs
 	Read    time.Time // when the proxy read its last byte: the Store had written it
 	Wrote   time.Time // when the proxy wrote it on to Redis, which ran it no earlier
@@ -26,28 +26,25 @@ func parseWire(prefix string, args [][]byte) *wire {
 	w := &wire{Cmd: strings.ToUpper(string(args[0]))}
 	p := []byte(prefix + ":")
 	for _, a := range args[1:] {
-		switch rest, ok := bytes.CutPrefix(a, p); {
+		rest, ok := bytes.CutPrefix(a, p)
+		switch {
 		case ok && len(rest) >= tokenLen+2 && rest[0] == '{' && rest[tokenLen+1] == '}':
-			w.Members = append(w.Members, string(rest[1:tokenLen+1]))
+			if m, ok := parseMember(rest[1 : tokenLen+1]); ok {
+				w.Members = append(w.Members, m)
+			}
 		case ok && bytes.HasPrefix(rest, []byte("u:")):
 			w.Users = append(w.Users, string(rest[2:]))
-		case !ok && isMember(a):
-			w.Members = append(w.Members, string(a))
+		case !ok:
+			if m, ok := parseMember(a); ok {
+				w.Members = append(w.Members, m)
+			}
 		}
 	}
 	return w
 }
 
-// tokenLen is the length of a token, and of a key's hash part.
+// tokenLen is the length of a token, and of a member as sesh spells it.
 const tokenLen = 43
-
-func isMember(a []byte) bool {
-	if len(a) != tokenLen {
-		return false
-	}
-	raw, err := b64.DecodeString(string(a))
-	return err == nil && len(raw) == 32
-}
 
 // lateCommands counts the commands that reached Redis after their caller's
 // deadline, as the proxy saw them. A command's caller is one of the calls
@@ -78,27 +75,30 @@ func (l *lateCommands) check(w *wire) {
 	}
 	l.Seen++
 	var last time.Time
+	var owner uint16 // the only user the command names, if one
 	for _, u := range w.Users {
-		t, ok := l.book.users[u]
+		n, ok := l.book.users[u]
 		if !ok {
 			l.Unattributed++
 			return
 		}
-		last = later(last, t)
+		last, owner = later(last, l.book.latest[n]), n
+	}
+	if len(w.Users) != 1 {
+		owner = 0
 	}
 	for _, m := range w.Members {
 		k, ok := l.book.keys[m]
-		if ok && k.owner == "" && len(w.Users) == 1 {
-			k.owner = w.Users[0] // a Set names its token's key and its user's index together
+		if ok && k.owner == 0 && owner != 0 {
+			k.owner = owner // a Set names its token's key and its user's index together
+			l.book.keys[m] = k
 		}
-		if !ok || k.owner == "" && len(w.Users) == 0 {
+		if !ok || k.owner == 0 && len(w.Users) == 0 {
 			l.Unattributed++
 			return
 		}
-		last = later(last, k.last)
-		if k.owner != "" {
-			last = later(last, l.book.users[k.owner])
-		}
+		last = later(last, time.Unix(0, k.last))
+		last = later(last, l.book.latest[k.owner])
 	}
 	deadline := last.Add(l.timeout)
 	if w.Read.After(deadline) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,9 +39,10 @@ func TestLateCommands(t *testing.T) {
 	t0 := time.Now()
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	tok := strings.Repeat("A", tokenLen-1) + "A" // 32 zero bytes
-	m, _ := memberOf(tok)
-	other, _ := memberOf(strings.Repeat("B", tokenLen-1) + "A")
-	drawn := hashMember([]byte(strings.Repeat("d", 32))) // a Set's, that never returned
+	m := spelled(tokenMember(tok))
+	other := spelled(tokenMember(strings.Repeat("B", tokenLen-1) + "A"))
+	drawnM := member(sha256.Sum256([]byte(strings.Repeat("d", 32)))) // a Set's, that never returned
+	drawn := drawnM.String()
 	key := func(m string) []byte { return []byte("p:{" + m + "}") }
 	cmd := func(args ...[]byte) [][]byte { return append([][]byte{[]byte("evalsha")}, args...) }
 	for _, tc := range []struct {
@@ -62,7 +65,7 @@ func TestLateCommands(t *testing.T) {
 	} {
 		book := newKeyBook(time.Minute)
 		book.touch(call{Op: "set", User: "ann", Out: tok, Start: at(0), End: at(1)})
-		book.key(drawn, at(0))
+		book.key(drawnM, at(0), 0, false)
 		if strings.Contains(tc.name, "index") {
 			book.touch(call{Op: "count", User: "ann", Start: at(100), End: at(101)})
 		}
@@ -80,10 +83,19 @@ func TestLateCommands(t *testing.T) {
 }
 
 func TestParseWire(t *testing.T) {
-	m, _ := memberOf(strings.Repeat("A", tokenLen))
+	mm, _ := tokenMember(strings.Repeat("A", tokenLen))
+	m := mm.String()
 	w := parseWire("p", [][]byte{[]byte("evalsha"), []byte("sha"), []byte("2"), []byte("p:{" + m + "}"), []byte("p:{" + m + "}:m"),
 		[]byte("p:u:ann"), []byte(m), []byte("q:u:bob"), []byte("60000")})
-	if w.Cmd != "EVALSHA" || strings.Join(w.Members, ",") != m+","+m+","+m || strings.Join(w.Users, ",") != "ann" {
+	if w.Cmd != "EVALSHA" || !slices.Equal(w.Members, []member{mm, mm, mm}) || strings.Join(w.Users, ",") != "ann" {
 		t.Errorf("parseWire: %+v", w)
 	}
+}
+
+// spelled is m as sesh spells it, or "" when ok is false.
+func spelled(m member, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return m.String()
 }

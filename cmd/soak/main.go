@@ -81,6 +81,7 @@ type settings struct {
 	every         time.Duration // a fault starts this often
 	timeout       time.Duration // each call's context
 	progress      time.Duration // a progress line this often
+	lateOn        bool          // count the commands after their caller's deadline (single only)
 	strictLate    bool
 	record        string // a file to write every call to, as JSON lines
 }
@@ -101,7 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", time.Second, "each call's context timeout")
 	pipelines := fs.Int("pipelines", 0, "Options.Pipelines: shared connections per server (0: the default, -1: auto-pipelining off)")
 	progress := fs.Duration("progress", 10*time.Second, "print a progress line this often (0: none)")
-	strictLate := fs.Bool("strict-after-deadline", false, "count a command the Store sent after its caller's deadline as a broken promise (single only)")
+	lateOn := fs.Bool("after-deadline", true, "count the commands that run after their caller's deadline, through the proxy (single only; it costs some of the call rate)")
+	strictLate := fs.Bool("strict-after-deadline", false, "count a command the Store sent after its caller's deadline as a broken promise (single only; implies -after-deadline)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	record := fs.String("record", "", "write every call to this file as JSON lines, in the order they began (for replaying the oracle; grows with the run)")
 	list := fs.Bool("list", false, "list the faults and exit")
@@ -130,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	r, err := soak(settings{topo: *topo, cfgName: *cfgName, cfg: cfg, faults: chosen, d: *d, c: *c, users: *users,
-		seed: *seed, every: *every, timeout: *timeout, progress: *progress, strictLate: *strictLate, record: *record}, stdout)
+		seed: *seed, every: *every, timeout: *timeout, progress: *progress, lateOn: *lateOn || *strictLate, strictLate: *strictLate, record: *record}, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "soak:", err)
 		return 1
@@ -182,10 +184,11 @@ func soak(s settings, w io.Writer) (*report, error) {
 
 	prefix := fmt.Sprintf("soak%d", time.Now().UnixNano())
 	seq := newSequencer(s.c)
-	// A key lives at most its TTL (or MaxAge) after the last call about it.
-	book := newKeyBook(2*max(s.cfg.opts.TTL, s.cfg.opts.MaxAge) + time.Minute)
+	// A key lives its TTL (or to its MaxAge) after the last command about
+	// it ran; 30s more covers a command that ran late.
+	book := newKeyBook(max(s.cfg.opts.TTL, s.cfg.opts.MaxAge) + 30*time.Second)
 	var late *lateCommands
-	if t.proxy != nil {
+	if t.proxy != nil && s.lateOn {
 		late = newLateCommands(book, s.timeout)
 		t.proxy.setTap(wireTap(prefix, seq))
 	}
@@ -308,16 +311,22 @@ func load(s settings, t *target, stores []api, m *monitor) time.Time {
 	return ended
 }
 
-// wireTap turns the commands the proxy sees into records for seq, keeping
-// those that name the run's keys.
-func wireTap(prefix string, seq *sequencer) func(args [][]byte, read, wrote time.Time, dropped bool) {
-	return func(args [][]byte, read, wrote time.Time, dropped bool) {
-		w := parseWire(prefix, args)
-		if w == nil || len(w.Members)+len(w.Users) == 0 {
-			return
+// wireTap turns the commands the proxy sees into one record per read for
+// seq, of those that name the run's keys.
+func wireTap(prefix string, seq *sequencer) tapFunc {
+	return func(cmds [][][]byte, read, wrote time.Time, dropped bool) {
+		var ws []wire
+		for _, args := range cmds {
+			w := parseWire(prefix, args)
+			if w == nil || len(w.Members)+len(w.Users) == 0 {
+				continue
+			}
+			w.Read, w.Wrote, w.Dropped = read, wrote, dropped
+			ws = append(ws, *w)
 		}
-		w.Read, w.Wrote, w.Dropped = read, wrote, dropped
-		seq.stamp(func(now time.Time) call { return call{Op: "wire", Start: now, Wire: w} })
+		if len(ws) > 0 {
+			seq.stamp(func(now time.Time) call { return call{Op: "wire", Start: now, Wire: ws} })
+		}
 	}
 }
 

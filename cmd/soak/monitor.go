@@ -70,11 +70,13 @@ func (m *monitor) step(all bool) {
 func (m *monitor) take(c call) {
 	switch c.Op {
 	case "draw":
-		m.book.key(c.Token, c.Start)
+		m.book.key(member([]byte(c.Token)), c.Start, 0, false)
 		return
 	case "wire":
-		if m.late != nil {
-			m.late.check(c.Wire)
+		for i := range c.Wire {
+			if m.late != nil {
+				m.late.check(&c.Wire[i])
+			}
 		}
 		return
 	case "forget":

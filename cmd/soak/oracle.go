@@ -17,7 +17,7 @@ type call struct {
 	Start   time.Time // invocation
 	End     time.Time // completion
 	Timeout time.Duration
-	Wire    *wire `json:",omitempty"` // wire: the command the proxy saw
+	Wire    []wire `json:",omitempty"` // wire: the commands the proxy read at once
 }
 
 func (c call) ok() bool { return c.Err == "" }

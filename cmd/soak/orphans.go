@@ -81,7 +81,8 @@ func scanNode(c redis.Conn, prefix string, book *keyBook, o *orphans) error {
 		if ttl == -1 {
 			o.NoExpiry++
 		}
-		if k, ok := book.keys[m]; !ok || !k.returned {
+		mm, _ := parseMember([]byte(m))
+		if k, ok := book.keys[mm]; !ok || !k.returned {
 			o.Orphans++
 			if indexed[m] {
 				o.Indexed++

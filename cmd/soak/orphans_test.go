@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +16,11 @@ import (
 func TestFindOrphans(t *testing.T) {
 	mr := miniredis.RunT(t)
 	returned := strings.Repeat("A", tokenLen)
-	rm, _ := memberOf(returned)
-	lost := hashMember([]byte(strings.Repeat("l", 32)))    // a Set that timed out, and ran
-	stray := hashMember([]byte(strings.Repeat("s", 32)))   // not indexed
-	forever := hashMember([]byte(strings.Repeat("f", 32))) // no expiry
+	rm := spelled(tokenMember(returned))
+	hashed := func(s string) string { return member(sha256.Sum256([]byte(s))).String() }
+	lost := hashed(strings.Repeat("l", 32))    // a Set that timed out, and ran
+	stray := hashed(strings.Repeat("s", 32))   // not indexed
+	forever := hashed(strings.Repeat("f", 32)) // no expiry
 	for _, m := range []string{rm, lost, stray, forever} {
 		mr.Set("p:{"+m+"}", "ann")
 		if m != forever {

@@ -17,11 +17,11 @@ type proxy struct {
 	ln     net.Listener
 	target string
 
-	// tap, when set (by setTap) before the first connection, is told of every command
-	// a client sends: its arguments (valid only during the call), when the
-	// proxy read its last byte, when it wrote it on, and whether it dropped
-	// it.
-	tap func(args [][]byte, read, wrote time.Time, dropped bool)
+	// tap, when set (by setTap) before the first connection, is told of the
+	// commands a client sends, a read at a time: their arguments (valid only
+	// during the call), when the proxy read them, when it wrote them on, and
+	// whether it dropped them.
+	tap tapFunc
 
 	mu      sync.Mutex
 	mode    mode
@@ -29,6 +29,8 @@ type proxy struct {
 	conns   map[net.Conn]bool
 	wg      sync.WaitGroup
 }
+
+type tapFunc func(cmds [][][]byte, read, wrote time.Time, dropped bool)
 
 type mode int
 
@@ -53,7 +55,7 @@ func newProxy(target string) (*proxy, error) {
 func (p *proxy) addr() string { return p.ln.Addr().String() }
 
 // setTap sets the tap, before the first connection.
-func (p *proxy) setTap(f func(args [][]byte, read, wrote time.Time, dropped bool)) {
+func (p *proxy) setTap(f tapFunc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.tap = f
@@ -176,9 +178,8 @@ func (p *proxy) pipe(dst, src net.Conn, tapped bool) {
 				src.Close()
 			}
 		}
-		wrote := time.Now()
-		for _, args := range cmds {
-			p.tap(args, ch.read, wrote, dropped)
+		if len(cmds) > 0 {
+			p.tap(cmds, ch.read, time.Now(), dropped)
 		}
 	}
 }
