@@ -11,7 +11,7 @@ import (
 // instant keep their order, as the sequencer keeps them), only as the
 // reference the streaming oracle must agree with.
 func batchCheck(history []call, l limits) verdict {
-	v := verdict{Checked: map[string]int{}}
+	v := verdict{Checked: map[string]int{}, Broken: map[string]int{}}
 	h := append([]call(nil), history...)
 	sort.SliceStable(h, func(i, j int) bool { return h[i].Start.Before(h[j].Start) })
 

@@ -57,12 +57,13 @@ type report struct {
 	P50, P99, Max    time.Duration  // P50 and P99 to within 1.6%
 	Events           []event
 	Checked          map[string]int
-	Violations       []violation
+	Broken           map[string]int // by rule
+	Violations       []violation    // the first 100 of each rule
 	WithinCacheLag   int
 	Orphans          orphans
 	Late             *lateCommands `json:",omitempty"` // single only: the commands the proxy saw
 	StrictLate       bool          // a command the Store sent after its caller's deadline is a broken promise
-	HeapInUseMB      []float64     // at each progress line
+	HeapMiB          [][2]float64  // in use, and live after the last collection, at each progress line
 	ProgressEvery    time.Duration
 	VerdictAfter     time.Duration // from the end of the load to the verdict
 	Goroutines       [2]int        // before the Stores, after they closed
@@ -145,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if len(r.Violations) > 0 || r.Leaked {
+	if r.broken() > 0 || r.Leaked {
 		return 1
 	}
 	return 0
@@ -202,6 +203,7 @@ func soak(s settings, w io.Writer) (*report, error) {
 		lag = s.cfg.opts.CacheMaxStale
 	}
 	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag})
+	o.v.cap = 100 // the counts go on; the details stop
 	var pw io.Writer
 	if s.progress > 0 {
 		pw = w
@@ -220,13 +222,32 @@ func soak(s settings, w io.Writer) (*report, error) {
 		return nil, fmt.Errorf("record: %w", err)
 	}
 	v := o.close()
-	r.Checked, r.Violations, r.WithinCacheLag = v.Checked, v.Violations, v.WithinLag
-	r.Calls, r.Errors, r.Events, r.HeapInUseMB, r.Late = m.calls, m.errors, m.out.measured(), m.heap, late
+	r.Checked, r.Broken, r.Violations, r.WithinCacheLag = v.Checked, v.Broken, v.Violations, v.WithinLag
+	r.Calls, r.Errors, r.Events, r.HeapMiB, r.Late = m.calls, m.errors, m.out.measured(), m.heap, late
 	r.P50, r.P99, r.Max = m.lat.quantile(0.5), m.lat.quantile(0.99), m.lat.max
 	endChecks(r, t, prefix, book)
 	r.VerdictAfter = time.Since(ended)
 	r.Goroutines[1], r.HeapMB[1], r.Leaked = settle(r.Goroutines[0], r.HeapMB[0])
 	return r, nil
+}
+
+// breaks records a broken promise found at the end.
+func (r *report) breaks(rule, what string) {
+	r.Broken[rule]++
+	r.Violations = append(r.Violations, violation{rule, what})
+}
+
+// broken is how many promises broke; from Violations in reports older
+// than Broken.
+func (r *report) broken() int {
+	if r.Broken == nil {
+		return len(r.Violations)
+	}
+	n := 0
+	for _, k := range r.Broken {
+		n += k
+	}
+	return n
 }
 
 // endChecks adds what the end of the run shows: the orphan tokens left
@@ -235,16 +256,16 @@ func soak(s settings, w io.Writer) (*report, error) {
 func endChecks(r *report, t *target, prefix string, book *keyBook) {
 	var err error
 	if r.Orphans, err = findOrphans(t.masters(), prefix, book); err != nil {
-		r.Violations = append(r.Violations, violation{"orphan-scan", err.Error()})
+		r.breaks("orphan-scan", err.Error())
 	}
 	if r.Orphans.NoExpiry > 0 {
-		r.Violations = append(r.Violations, violation{"no-expiry", fmt.Sprintf("%d token keys have no expiry", r.Orphans.NoExpiry)})
+		r.breaks("no-expiry", fmt.Sprintf("%d token keys have no expiry", r.Orphans.NoExpiry))
 	}
 	if r.Late == nil {
 		return
 	}
 	if r.StrictLate && r.Late.Sent > 0 {
-		r.Violations = append(r.Violations, violation{"after-deadline", fmt.Sprintf("%d commands sent after their caller's deadline", r.Late.Sent)})
+		r.breaks("after-deadline", fmt.Sprintf("%d commands sent after their caller's deadline", r.Late.Sent))
 	}
 	r.Late.book = nil // the report keeps the figures, not the keys
 }
@@ -381,18 +402,14 @@ func print(w io.Writer, r *report) {
 	if r.WithinCacheLag > 0 {
 		fmt.Fprintf(w, "stale reads within the cache's documented bound: %d\n", r.WithinCacheLag)
 	}
-	fmt.Fprintf(w, "heap in use (MiB, every %v): %s\n", r.ProgressEvery, mibs(r.HeapInUseMB))
+	fmt.Fprintf(w, "heap in use/live (MiB, every %v): %s\n", r.ProgressEvery, mibs(r.HeapMiB))
 	fmt.Fprintf(w, "verdict %v after the load ended\n", r.VerdictAfter.Round(time.Millisecond))
 	fmt.Fprintf(w, "after close: goroutines %d -> %d, heap %.1f -> %.1f MiB\n", r.Goroutines[0], r.Goroutines[1], r.HeapMB[0], r.HeapMB[1])
-	if len(r.Violations) == 0 && !r.Leaked {
+	if r.broken() == 0 && !r.Leaked {
 		fmt.Fprintln(w, "verdict: every promise held")
 		return
 	}
-	byRule := map[string]int{}
-	for _, v := range r.Violations {
-		byRule[v.Rule]++
-	}
-	fmt.Fprintf(w, "verdict: BROKEN: %s (leaked: %v)\n", kv(byRule), r.Leaked)
+	fmt.Fprintf(w, "verdict: BROKEN: %s (leaked: %v)\n", kv(r.Broken), r.Leaked)
 	for i, v := range r.Violations {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... and %d more\n", len(r.Violations)-10)
@@ -420,7 +437,7 @@ func printFaults(w io.Writer, r *report) {
 	}
 	sort.Strings(names)
 	fmt.Fprintf(w, "faults: %d injected\n", len(r.Events))
-	if len(r.Events) > 0 && len(r.Violations) > 0 {
+	if len(r.Events) > 0 && r.broken() > 0 {
 		for _, e := range r.Events {
 			fmt.Fprintf(w, "  at +%v %s (%v)\n", e.Start.Sub(r.Events[0].Start.Add(-time.Duration(0))).Round(time.Millisecond), e.Fault, e.End.Sub(e.Start).Round(time.Millisecond))
 		}
@@ -435,7 +452,7 @@ func printFaults(w io.Writer, r *report) {
 	}
 }
 
-func mibs(v []float64) string {
+func mibs(v [][2]float64) string {
 	if len(v) == 0 {
 		return "none"
 	}
@@ -444,7 +461,7 @@ func mibs(v []float64) string {
 		if i > 0 {
 			b.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "%.0f", x)
+		fmt.Fprintf(&b, "%.0f/%.0f", x[0], x[1])
 	}
 	return b.String()
 }
@@ -501,7 +518,7 @@ func printTable(stdout, stderr io.Writer, files []string) int {
 		}
 		fmt.Fprintf(stdout, "| %s | %s | %s | %d | %s | %s | %d | %d |\n", r.Topology, r.Config,
 			thousands(int(float64(total)/r.Duration.Seconds())), len(r.Events), strings.Join(kinds, ", "),
-			thousands(r.Checked["overrun"]), r.WithinCacheLag, len(r.Violations)+b2i(r.Leaked))
+			thousands(r.Checked["overrun"]), r.WithinCacheLag, r.broken()+b2i(r.Leaked))
 	}
 	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"time"
 )
 
@@ -25,7 +26,7 @@ type monitor struct {
 	lat    latencies
 	calls  map[string]int // by op
 	errors map[string]int // by op/kind
-	heap   []float64      // MiB of heap in use, at each progress line
+	heap   [][2]float64   // MiB of heap in use and live, at each progress line
 
 	w         io.Writer     // progress lines; nil for none
 	record    *json.Encoder // every call, a JSON line each, in the order they began; nil for none
@@ -119,8 +120,8 @@ func (m *monitor) write(c call) {
 // progress prints one line: calls checked, promises broken, what is held,
 // and the heap in use.
 func (m *monitor) progress() {
-	mib := heapInUse()
-	m.heap = append(m.heap, mib)
+	mib, live := heapInUse(), heapLive()
+	m.heap = append(m.heap, [2]float64{mib, live})
 	if m.w == nil {
 		return
 	}
@@ -128,9 +129,19 @@ func (m *monitor) progress() {
 	if m.late != nil {
 		late = fmt.Sprintf("; after their caller's deadline, %d commands sent, %d reached Redis", m.late.Sent, m.late.Ran)
 	}
-	fmt.Fprintf(m.w, "+%v: %d calls checked, %d broken promises%s; holding %d tokens, %d calls; heap in use %.1f MiB\n",
-		time.Since(m.start).Round(time.Second), m.lat.n, len(m.oracle.v.Violations), late,
-		m.oracle.held(), m.seq.pending(), mib)
+	fmt.Fprintf(m.w, "+%v: %d calls checked, %d broken promises (%s)%s; holding %d tokens, %d calls; heap in use %.1f MiB, live %.1f MiB\n",
+		time.Since(m.start).Round(time.Second), m.lat.n, m.oracle.v.broken(), kv(m.oracle.v.Broken), late,
+		m.oracle.held(), m.seq.pending(), mib, live)
+}
+
+// heapLive is the heap the last collection found live, in MiB.
+func heapLive() float64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64()) / (1 << 20)
 }
 
 // heapInUse is the heap in use now, in MiB, without forcing a collection.

@@ -40,8 +40,10 @@ type violation struct {
 // reads that the cache's documented bound allows, counted apart.
 type verdict struct {
 	Checked    map[string]int // how many calls each rule looked at
-	Violations []violation
-	WithinLag  int // Gets that resolved an ended token within CacheLag of its end
+	Broken     map[string]int // how many times each rule broke
+	Violations []violation    // each, or with a cap the first few of each rule
+	WithinLag  int            // Gets that resolved an ended token within CacheLag of its end
+	cap        int            // the most Violations kept per rule; 0: all
 }
 
 // oracle holds a history to the README's promises as it is written, one
@@ -86,7 +88,7 @@ type tokenState struct {
 }
 
 func newOracle(l limits) *oracle {
-	return &oracle{l: l, v: verdict{Checked: map[string]int{}},
+	return &oracle{l: l, v: verdict{Checked: map[string]int{}, Broken: map[string]int{}},
 		tokens: map[string]*tokenState{}, byUser: map[string]map[string]*tokenState{}}
 }
 
@@ -230,7 +232,19 @@ func (o *oracle) close() verdict {
 func (o *oracle) held() int { return len(o.tokens) }
 
 func (v *verdict) add(rule, format string, args ...any) {
-	v.Violations = append(v.Violations, violation{rule, fmt.Sprintf(format, args...)})
+	v.Broken[rule]++
+	if v.cap == 0 || v.Broken[rule] <= v.cap {
+		v.Violations = append(v.Violations, violation{rule, fmt.Sprintf(format, args...)})
+	}
+}
+
+// broken is how many promises broke.
+func (v *verdict) broken() int {
+	n := 0
+	for _, k := range v.Broken {
+		n += k
+	}
+	return n
 }
 
 // endAt is when a token was first ended, and by what rule's kind of call.
