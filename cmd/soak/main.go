@@ -1,16 +1,25 @@
 // Command soak drives sesh through a realistic workload for a while, on a
-// real Redis topology, while it injects faults, and then checks the
-// recorded history of every call against the promises the README makes.
+// real Redis topology, while it injects faults, and checks every call
+// against the promises the README makes as the run goes, so that its
+// memory and its final check depend on the call rate, not on how long it
+// runs: a run of hours prints its verdict within seconds of its end.
 //
 //	go run ./cmd/soak -topology single -config cache -d 1m -c 32 -seed 1
 //	go run ./cmd/soak -topology cluster -config replicas -faults kill-master,kill-conns
+//	go run ./cmd/soak -topology single -config cache -d 4h -json soak.json
 //
 // single is a private redis-server the harness starts (and restarts, and
 // starves) behind a TCP proxy of its own; sentinel and cluster are the
 // topologies scripts/ starts. Configurations: plain, crypt, track (with
 // TrackUsers and MaxAge), cache (two caching Stores, one process apart as
-// far as their caches go), replicas (Replicas: 1). It prints a report, writes
-// it as JSON with -json, and exits 1 when a promise was broken.
+// far as their caches go), replicas (Replicas: 1).
+//
+// It prints a progress line every -progress (calls checked, promises
+// broken, heap), then a report: at the end it also scans the run's own
+// prefix for orphan tokens (live keys no Set returned) and keys without
+// expiry, and on single it counts, through its proxy, the commands that
+// ran after their caller's deadline. It writes the report as JSON with
+// -json, and exits 1 when a promise was broken.
 package main
 
 import (
