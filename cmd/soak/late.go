@@ -62,11 +62,12 @@ type lateCommands struct {
 	Sent         int            // ... that the Store wrote after the deadline
 	Ran          int            // ... that reached Redis after the deadline (not dropped)
 	Unattributed int            // ... about a key the book did not know: not counted either way
+	SentByCmd    map[string]int // Sent, by command
 	ByCmd        map[string]int // Ran, by command
 }
 
 func newLateCommands(book *keyBook, timeout time.Duration) *lateCommands {
-	return &lateCommands{book: book, timeout: timeout, ByCmd: map[string]int{}}
+	return &lateCommands{book: book, timeout: timeout, SentByCmd: map[string]int{}, ByCmd: map[string]int{}}
 }
 
 func (l *lateCommands) check(w *wire) {
@@ -103,6 +104,7 @@ func (l *lateCommands) check(w *wire) {
 	deadline := last.Add(l.timeout)
 	if w.Read.After(deadline) {
 		l.Sent++
+		l.SentByCmd[w.Cmd]++
 	}
 	if !w.Dropped && w.Wrote.After(deadline) {
 		l.Ran++

@@ -76,7 +76,7 @@ func TestLateCommands(t *testing.T) {
 		w := parseWire("p", tc.args)
 		w.Read, w.Wrote, w.Dropped = at(tc.read), at(tc.wrote), tc.dropped
 		l.check(w)
-		if l.Sent != tc.sent || l.Ran != tc.ran || l.Unattributed != tc.unatt {
+		if l.Sent != tc.sent || l.Ran != tc.ran || l.Unattributed != tc.unatt || l.SentByCmd["EVALSHA"]+l.SentByCmd["DEL"] != tc.sent {
 			t.Errorf("%s: sent %d, ran %d, unattributed %d; want %d, %d, %d", tc.name, l.Sent, l.Ran, l.Unattributed, tc.sent, tc.ran, tc.unatt)
 		}
 	}

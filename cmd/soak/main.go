@@ -405,8 +405,8 @@ func print(w io.Writer, r *report) {
 	fmt.Fprintf(w, "orphan tokens at the end: %d (%d indexed) of %d live token keys; without expiry: %d\n",
 		r.Orphans.Orphans, r.Orphans.Indexed, r.Orphans.Live, r.Orphans.NoExpiry)
 	if l := r.Late; l != nil {
-		fmt.Fprintf(w, "commands after their caller's deadline: %d sent by the Store, %d reached Redis (%s), of %d seen; %d unattributed\n",
-			l.Sent, l.Ran, kv(l.ByCmd), l.Seen, l.Unattributed)
+		fmt.Fprintf(w, "commands after their caller's deadline: %d sent by the Store (%s), %d reached Redis (%s), of %d seen; %d unattributed\n",
+			l.Sent, kv(l.SentByCmd), l.Ran, kv(l.ByCmd), l.Seen, l.Unattributed)
 	}
 	if r.WithinCacheLag > 0 {
 		fmt.Fprintf(w, "stale reads within the cache's documented bound: %d\n", r.WithinCacheLag)
