@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -149,24 +148,23 @@ type event struct {
 }
 
 // inject runs faults from the list, one at a time, every period, until ctx
-// is done: each is held for its time, then undone. A fault that cannot be
-// done is recorded with its error.
-func inject(ctx context.Context, t *target, list []fault, period time.Duration, seed uint64) []event {
+// is done: each is held for its time, then undone, and handed to out to be
+// measured. A fault that cannot be done is recorded with its error.
+func inject(ctx context.Context, t *target, list []fault, period time.Duration, seed uint64, out *outages) {
 	if len(list) == 0 {
-		return nil
+		return
 	}
 	rnd := rand.New(rand.NewPCG(seed, 99))
-	var evs []event
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return evs
+			return
 		case <-tick.C:
 		}
 		f := list[rnd.IntN(len(list))]
-		ev := event{Fault: f.name, Start: time.Now()}
+		ev := event{Fault: f.name, Start: out.begin()}
 		undo, err := f.do(t, rnd)
 		if err == nil && undo != nil {
 			select {
@@ -179,29 +177,6 @@ func inject(ctx context.Context, t *target, list []fault, period time.Duration, 
 		if err != nil {
 			ev.Err = err.Error()
 		}
-		evs = append(evs, ev)
-	}
-}
-
-// outages fills in each event's outage from h, sorted by Start: the
-// longest time, from when the fault began until a second after it ended,
-// in which no call succeeded (ErrNotFound is an answer too).
-func outages(evs []event, h []call) {
-	var done []time.Time
-	for _, c := range h {
-		if c.ok() || c.Err == "notfound" {
-			done = append(done, c.End)
-		}
-	}
-	slices.SortFunc(done, time.Time.Compare)
-	for i := range evs {
-		from, to := evs[i].Start, evs[i].End.Add(time.Second)
-		j, _ := slices.BinarySearchFunc(done, from, time.Time.Compare)
-		last, gap := from, time.Duration(0)
-		for ; j < len(done) && done[j].Before(to); j++ {
-			gap = max(gap, done[j].Sub(last))
-			last = done[j]
-		}
-		evs[i].Outage = max(gap, to.Sub(last))
+		out.end(ev)
 	}
 }

@@ -1,16 +1,25 @@
 // Command soak drives sesh through a realistic workload for a while, on a
-// real Redis topology, while it injects faults, and then checks the
-// recorded history of every call against the promises docs/reliability.md lists.
+// real Redis topology, while it injects faults, and checks every call
+// against the promises docs/reliability.md lists as the run goes, so that
+// its memory and its final check depend on the call rate, not on how long
+// it runs: a run of hours prints its verdict within seconds of its end.
 //
 //	go run ./cmd/soak -topology single -config cache -d 1m -c 32 -seed 1
 //	go run ./cmd/soak -topology cluster -config replicas -faults kill-master,kill-conns
+//	go run ./cmd/soak -topology single -config cache -d 4h -json soak.json
 //
 // single is a private redis-server the harness starts (and restarts, and
 // starves) behind a TCP proxy of its own; sentinel and cluster are the
 // topologies scripts/ starts. Configurations: plain, crypt, track (with
 // TrackUsers and MaxAge), cache (two caching Stores, one process apart as
-// far as their caches go), replicas (Replicas: 1). It prints a report, writes
-// it as JSON with -json, and exits 1 when a promise was broken.
+// far as their caches go), replicas (Replicas: 1).
+//
+// It prints a progress line every -progress (calls checked, promises
+// broken, heap), then a report: at the end it also scans the run's own
+// prefix for orphan tokens (live keys no Set returned) and keys without
+// expiry, and on single it counts, through its proxy, the commands that
+// ran after their caller's deadline. It writes the report as JSON with
+// -json, and exits 1 when a promise was broken.
 package main
 
 import (
@@ -54,14 +63,37 @@ type report struct {
 	Pipelines        int            // Options.Pipelines: 0 the default, -1 off
 	Calls            map[string]int // by op
 	Errors           map[string]int // by op/kind
-	P50, P99, Max    time.Duration
+	P50, P99, Max    time.Duration  // P50 and P99 to within 1.6%
 	Events           []event
 	Checked          map[string]int
-	Violations       []violation
+	Broken           map[string]int // by rule
+	Violations       []violation    // the first 100 of each rule
 	WithinCacheLag   int
-	Goroutines       [2]int // before the Stores, after they closed
+	Orphans          orphans
+	Late             *lateCommands `json:",omitempty"` // single only: the commands the proxy saw
+	StrictLate       bool          // a command the Store sent after its caller's deadline is a broken promise
+	HeapMiB          [][2]float64  // in use, and live after the last collection, at each progress line
+	ProgressEvery    time.Duration
+	VerdictAfter     time.Duration // from the end of the load to the verdict
+	Goroutines       [2]int        // before the Stores, after they closed
 	HeapMB           [2]float64
 	Leaked           bool
+}
+
+// settings are what a run is asked to do.
+type settings struct {
+	topo, cfgName string
+	cfg           config
+	faults        []fault
+	d             time.Duration
+	c, users      int
+	seed          uint64
+	every         time.Duration // a fault starts this often
+	timeout       time.Duration // each call's context
+	progress      time.Duration // a progress line this often
+	lateOn        bool          // count the commands after their caller's deadline (single only)
+	strictLate    bool
+	record        string // a file to write every call to, as JSON lines
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -79,7 +111,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	every := fs.Duration("every", 2*time.Second, "a fault starts this often")
 	timeout := fs.Duration("timeout", time.Second, "each call's context timeout")
 	pipelines := fs.Int("pipelines", 0, "Options.Pipelines: shared connections per server (0: the default, -1: auto-pipelining off)")
+	progress := fs.Duration("progress", 10*time.Second, "print a progress line this often (0: none)")
+	lateOn := fs.Bool("after-deadline", true, "count the commands that run after their caller's deadline, through the proxy (single only; it costs some of the call rate)")
+	strictLate := fs.Bool("strict-after-deadline", false, "count a command the Store sent after its caller's deadline as a broken promise (single only; implies -after-deadline)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	record := fs.String("record", "", "write every call to this file as JSON lines, in the order they began (for replaying the oracle; grows with the run)")
 	list := fs.Bool("list", false, "list the faults and exit")
 	table := fs.Bool("table", false, "run nothing: print docs/reliability.md's table rows for the JSON reports named as arguments")
 	if err := fs.Parse(args); err != nil {
@@ -105,7 +141,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "soak:", err)
 		return 2
 	}
-	r, err := soak(*topo, *cfgName, cfg, chosen, *d, *c, *users, *seed, *every, *timeout)
+	r, err := soak(settings{topo: *topo, cfgName: *cfgName, cfg: cfg, faults: chosen, d: *d, c: *c, users: *users,
+		seed: *seed, every: *every, timeout: *timeout, progress: *progress, lateOn: *lateOn || *strictLate, strictLate: *strictLate, record: *record}, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "soak:", err)
 		return 1
@@ -118,7 +155,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if len(r.Violations) > 0 || r.Leaked {
+	if r.broken() > 0 || r.Leaked {
 		return 1
 	}
 	return 0
@@ -143,10 +180,12 @@ func chooseFaults(spec, topo string) ([]fault, error) {
 	return out, nil
 }
 
-func soak(topo, cfgName string, cfg config, chosen []fault, d time.Duration, c, nusers int, seed uint64,
-	every, timeout time.Duration) (*report, error) {
-	r := &report{Topology: topo, Config: cfgName, Seed: seed, Duration: d, Concurrency: c, Pipelines: cfg.opts.Pipelines}
-	t, err := newTarget(topo)
+// soak runs s against its target, checking as it goes and printing
+// progress to w, and reports.
+func soak(s settings, w io.Writer) (*report, error) {
+	r := &report{Topology: s.topo, Config: s.cfgName, Seed: s.seed, Duration: s.d, Concurrency: s.c,
+		Pipelines: s.cfg.opts.Pipelines, StrictLate: s.strictLate, ProgressEvery: s.progress}
+	t, err := newTarget(s.topo)
 	if err != nil {
 		return nil, err
 	}
@@ -154,78 +193,185 @@ func soak(topo, cfgName string, cfg config, chosen []fault, d time.Duration, c, 
 	r.Goroutines[0], r.HeapMB[0] = goroutines(), heapMB()
 
 	prefix := fmt.Sprintf("soak%d", time.Now().UnixNano())
-	cfg.opts.Prefix = prefix
+	seq := newSequencer(s.c)
+	// A key lives its TTL (or to its MaxAge) after the last command about
+	// it ran; 30s more covers a command that ran late.
+	book := newKeyBook(max(s.cfg.opts.TTL, s.cfg.opts.MaxAge) + 30*time.Second)
+	var late *lateCommands
+	if t.proxy != nil && s.lateOn {
+		late = newLateCommands(book, s.timeout)
+		t.proxy.setTap(wireTap(prefix, seq))
+	}
+	s.cfg.opts.Prefix, s.cfg.opts.Rand = prefix, drawReader{seq}
+	stores, closeStores, err := openStores(t, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	lag := time.Duration(0)
+	if s.cfg.cache {
+		lag = s.cfg.opts.CacheMaxStale
+	}
+	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag})
+	o.v.cap = 100 // the counts go on; the details stop
+	var pw io.Writer
+	if s.progress > 0 {
+		pw = w
+	}
+	m := newMonitor(seq, o, book, late, pw)
+	finishRecord, err := m.recordTo(s.record)
+	if err != nil {
+		closeStores()
+		return nil, err
+	}
+	ended := load(s, t, stores, m)
+	closeStores()
+
+	m.step(true)
+	if err := finishRecord(); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	v := o.close()
+	r.Checked, r.Broken, r.Violations, r.WithinCacheLag = v.Checked, v.Broken, v.Violations, v.WithinLag
+	r.Calls, r.Errors, r.Events, r.HeapMiB, r.Late = m.calls, m.errors, m.out.measured(), m.heap, late
+	r.P50, r.P99, r.Max = m.lat.quantile(0.5), m.lat.quantile(0.99), m.lat.max
+	endChecks(r, t, prefix, book)
+	r.VerdictAfter = time.Since(ended)
+	r.Goroutines[1], r.HeapMB[1], r.Leaked = settle(r.Goroutines[0], r.HeapMB[0])
+	return r, nil
+}
+
+// breaks records a broken promise found at the end.
+func (r *report) breaks(rule, what string) {
+	r.Broken[rule]++
+	r.Violations = append(r.Violations, violation{rule, what})
+}
+
+// broken is how many promises broke; from Violations in reports older
+// than Broken.
+func (r *report) broken() int {
+	if r.Broken == nil {
+		return len(r.Violations)
+	}
+	n := 0
+	for _, k := range r.Broken {
+		n += k
+	}
+	return n
+}
+
+// endChecks adds what the end of the run shows: the orphan tokens left
+// under prefix, any token key without expiry, and, when r.StrictLate, the
+// commands the Store sent after their caller's deadline.
+func endChecks(r *report, t *target, prefix string, book *keyBook) {
+	var err error
+	if r.Orphans, err = findOrphans(t.masters(), prefix, book); err != nil {
+		r.breaks("orphan-scan", err.Error())
+	}
+	if r.Orphans.NoExpiry > 0 {
+		r.breaks("no-expiry", fmt.Sprintf("%d token keys have no expiry", r.Orphans.NoExpiry))
+	}
+	if r.Late == nil {
+		return
+	}
+	if r.StrictLate && r.Late.Sent > 0 {
+		r.breaks("after-deadline", fmt.Sprintf("%d commands sent after their caller's deadline", r.Late.Sent))
+	}
+	r.Late.book = nil // the report keeps the figures, not the keys
+}
+
+// openStores opens the run's Stores on t: two when they cache, so that
+// one ends what the other caches, and the other way round.
+func openStores(t *target, cfg config) ([]api, func(), error) {
 	n := 1
 	if cfg.cache {
-		n = 2 // one Store ends what the other caches, and the other way round
+		n = 2
 	}
 	var stores []api
 	var closers []func()
+	closeAll := func() {
+		for _, cl := range closers {
+			cl()
+		}
+	}
 	key, _ := sesh.KeyFromSecret(strings.Repeat("soak-secret-", 4))
 	for range n {
 		p, closer, err := t.pool()
 		if err != nil {
-			return nil, err
+			closeAll()
+			return nil, nil, err
 		}
 		s, err := sesh.New(p, cfg.opts)
 		if err != nil {
 			closer()
-			return nil, err
+			closeAll()
+			return nil, nil, err
 		}
 		closers = append(closers, func() { s.Close(); closer() })
 		var a api = s
 		if cfg.crypt {
 			if a, err = sesh.NewCrypt(s, key); err != nil {
-				return nil, err
+				closeAll()
+				return nil, nil, err
 			}
 		}
 		stores = append(stores, a)
 	}
-	users := make([]string, nusers)
+	return stores, closeAll, nil
+}
+
+// load runs the workers and the faults for s.d while m checks, and returns
+// when the load ended, once the workers and the faults are done.
+func load(s settings, t *target, stores []api, m *monitor) time.Time {
+	users := make([]string, s.users)
 	for i := range users {
 		users[i] = fmt.Sprintf("user-%d", i)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), s.d)
 	defer cancel()
-	evc := make(chan []event, 1)
-	go func() { evc <- inject(ctx, t, chosen, every, seed) }()
-	h := runWorkers(ctx, c, stores, users, cfg.opts.TrackUsers, timeout, seed)
-	r.Events = <-evc
-	for _, cl := range closers {
-		cl()
-	}
+	injected := make(chan struct{})
+	go func() { inject(ctx, t, s.faults, s.every, s.seed, m.out); close(injected) }()
+	mctx, stop := context.WithCancel(context.Background())
+	checked := make(chan struct{})
+	go func() { m.run(mctx, 100*time.Millisecond, s.progress); close(checked) }()
+	runWorkers(ctx, s.c, stores, users, s.cfg.opts.TrackUsers, s.timeout, s.seed, m.seq)
+	ended := time.Now()
+	<-injected
+	stop()
+	<-checked
+	return ended
+}
 
-	sort.Slice(h, func(i, j int) bool { return h[i].Start.Before(h[j].Start) })
-	outages(r.Events, h)
-	r.Calls, r.Errors = map[string]int{}, map[string]int{}
-	lat := make([]time.Duration, 0, len(h))
-	for _, c := range h {
-		r.Calls[c.Op]++
-		if c.Err != "" {
-			r.Errors[c.Op+"/"+c.Err]++
+// wireTap turns the commands the proxy sees into one record per read for
+// seq, of those that name the run's keys.
+func wireTap(prefix string, seq *sequencer) tapFunc {
+	return func(cmds [][][]byte, read, wrote time.Time, dropped bool) {
+		var ws []wire
+		for _, args := range cmds {
+			w := parseWire(prefix, args)
+			if w == nil || len(w.Members)+len(w.Users) == 0 {
+				continue
+			}
+			w.Read, w.Wrote, w.Dropped = read, wrote, dropped
+			ws = append(ws, *w)
 		}
-		lat = append(lat, c.End.Sub(c.Start))
+		if len(ws) > 0 {
+			seq.stamp(func(now time.Time) call { return call{Op: "wire", Start: now, Wire: ws} })
+		}
 	}
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		r.P50, r.P99, r.Max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
-	}
-	lag := time.Duration(0)
-	if cfg.cache {
-		lag = cfg.opts.CacheMaxStale
-	}
-	v := check(h, limits{MaxAge: cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag})
-	r.Checked, r.Violations, r.WithinCacheLag = v.Checked, v.Violations, v.WithinLag
-	h = nil
-	// Once everything is closed, what the run started must be gone.
+}
+
+// settle waits, up to 10s, for what the run started to be gone, and
+// reports the goroutines and heap left and whether that is a leak.
+func settle(g0 int, h0 float64) (int, float64, bool) {
+	var g int
+	var h float64
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		r.Goroutines[1], r.HeapMB[1] = goroutines(), heapMB()
-		if r.Goroutines[1] <= r.Goroutines[0]+2 || time.Now().After(deadline) {
+		g, h = goroutines(), heapMB()
+		if g <= g0+2 || time.Now().After(deadline) {
 			break
 		}
 	}
-	r.Leaked = r.Goroutines[1] > r.Goroutines[0]+2 || r.HeapMB[1] > r.HeapMB[0]+16
-	return r, nil
+	return g, h, g > g0+2 || h > h0+16
 }
 
 func goroutines() int { return runtime.NumGoroutine() }
@@ -254,6 +400,37 @@ func print(w io.Writer, r *report) {
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Millisecond))
 	fmt.Fprintf(w, "by op: %s\n", kv(r.Calls))
 	fmt.Fprintf(w, "errors: %s\n", kv(r.Errors))
+	printFaults(w, r)
+	fmt.Fprintf(w, "checked: %s\n", kv(r.Checked))
+	fmt.Fprintf(w, "orphan tokens at the end: %d (%d indexed) of %d live token keys; without expiry: %d\n",
+		r.Orphans.Orphans, r.Orphans.Indexed, r.Orphans.Live, r.Orphans.NoExpiry)
+	if l := r.Late; l != nil {
+		fmt.Fprintf(w, "commands after their caller's deadline: %d sent by the Store (%s), %d reached Redis (%s), of %d seen; %d unattributed\n",
+			l.Sent, kv(l.SentByCmd), l.Ran, kv(l.ByCmd), l.Seen, l.Unattributed)
+	}
+	if r.WithinCacheLag > 0 {
+		fmt.Fprintf(w, "stale reads within the cache's documented bound: %d\n", r.WithinCacheLag)
+	}
+	fmt.Fprintf(w, "heap in use/live (MiB, every %v): %s\n", r.ProgressEvery, mibs(r.HeapMiB))
+	fmt.Fprintf(w, "verdict %v after the load ended\n", r.VerdictAfter.Round(time.Millisecond))
+	fmt.Fprintf(w, "after close: goroutines %d -> %d, heap %.1f -> %.1f MiB\n", r.Goroutines[0], r.Goroutines[1], r.HeapMB[0], r.HeapMB[1])
+	if r.broken() == 0 && !r.Leaked {
+		fmt.Fprintln(w, "verdict: every promise held")
+		return
+	}
+	fmt.Fprintf(w, "verdict: BROKEN: %s (leaked: %v)\n", kv(r.Broken), r.Leaked)
+	for i, v := range r.Violations {
+		if i == 10 {
+			fmt.Fprintf(w, "  ... and %d more\n", len(r.Violations)-10)
+			break
+		}
+		fmt.Fprintf(w, "  %s: %s\n", v.Rule, v.What)
+	}
+}
+
+// printFaults prints the faults injected and the longest outage of each
+// kind; when a promise broke, every fault with its time.
+func printFaults(w io.Writer, r *report) {
 	byFault := map[string][]time.Duration{}
 	failed := map[string]int{}
 	for _, e := range r.Events {
@@ -269,7 +446,7 @@ func print(w io.Writer, r *report) {
 	}
 	sort.Strings(names)
 	fmt.Fprintf(w, "faults: %d injected\n", len(r.Events))
-	if len(r.Events) > 0 && len(r.Violations) > 0 {
+	if len(r.Events) > 0 && r.broken() > 0 {
 		for _, e := range r.Events {
 			fmt.Fprintf(w, "  at +%v %s (%v)\n", e.Start.Sub(r.Events[0].Start.Add(-time.Duration(0))).Round(time.Millisecond), e.Fault, e.End.Sub(e.Start).Round(time.Millisecond))
 		}
@@ -282,27 +459,20 @@ func print(w io.Writer, r *report) {
 	for n, k := range failed {
 		fmt.Fprintf(w, "  %-14s could not be injected %d times\n", n, k)
 	}
-	fmt.Fprintf(w, "checked: %s\n", kv(r.Checked))
-	if r.WithinCacheLag > 0 {
-		fmt.Fprintf(w, "stale reads within the cache's documented bound: %d\n", r.WithinCacheLag)
+}
+
+func mibs(v [][2]float64) string {
+	if len(v) == 0 {
+		return "none"
 	}
-	fmt.Fprintf(w, "after close: goroutines %d -> %d, heap %.1f -> %.1f MiB\n", r.Goroutines[0], r.Goroutines[1], r.HeapMB[0], r.HeapMB[1])
-	if len(r.Violations) == 0 && !r.Leaked {
-		fmt.Fprintln(w, "verdict: every promise held")
-		return
-	}
-	byRule := map[string]int{}
-	for _, v := range r.Violations {
-		byRule[v.Rule]++
-	}
-	fmt.Fprintf(w, "verdict: BROKEN: %s (leaked: %v)\n", kv(byRule), r.Leaked)
-	for i, v := range r.Violations {
-		if i == 10 {
-			fmt.Fprintf(w, "  ... and %d more\n", len(r.Violations)-10)
-			break
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteString(" ")
 		}
-		fmt.Fprintf(w, "  %s: %s\n", v.Rule, v.What)
+		fmt.Fprintf(&b, "%.0f/%.0f", x[0], x[1])
 	}
+	return b.String()
 }
 
 func kv(m map[string]int) string {
@@ -357,7 +527,7 @@ func printTable(stdout, stderr io.Writer, files []string) int {
 		}
 		fmt.Fprintf(stdout, "| %s | %s | %s | %d | %s | %s | %d | %d |\n", r.Topology, r.Config,
 			thousands(int(float64(total)/r.Duration.Seconds())), len(r.Events), strings.Join(kinds, ", "),
-			thousands(r.Checked["overrun"]), r.WithinCacheLag, len(r.Violations)+b2i(r.Leaked))
+			thousands(r.Checked["overrun"]), r.WithinCacheLag, r.broken()+b2i(r.Leaked))
 	}
 	return 0
 }

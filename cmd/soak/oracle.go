@@ -2,21 +2,22 @@ package main
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 )
 
 // call is one recorded call: what was asked, when it began and returned,
 // and what it answered.
 type call struct {
-	Op      string    // set, get, liv, rotate, die, dieall, count
+	Op      string    // set, get, liv, rotate, die, dieall, count; forget: the workload dropped Token; draw, wire: see monitor
 	User    string    // set, dieall, count: the user; get, liv, rotate, die: the token's owner
-	Token   string    // get, liv, rotate, die: the token asked about
+	Token   string    // get, liv, rotate, die, forget: the token asked about
 	Out     string    // set, rotate: the token issued; get: the user ID returned
 	Err     string    // "" for success, else the kind: notfound, notreplicated, context, other
 	Start   time.Time // invocation
 	End     time.Time // completion
 	Timeout time.Duration
+	Wire    []wire `json:",omitempty"` // wire: the commands the proxy read at once
 }
 
 func (c call) ok() bool { return c.Err == "" }
@@ -39,11 +40,14 @@ type violation struct {
 // reads that the cache's documented bound allows, counted apart.
 type verdict struct {
 	Checked    map[string]int // how many calls each rule looked at
-	Violations []violation
-	WithinLag  int // Gets that resolved an ended token within CacheLag of its end
+	Broken     map[string]int // how many times each rule broke
+	Violations []violation    // each, or with a cap the first few of each rule
+	WithinLag  int            // Gets that resolved an ended token within CacheLag of its end
+	cap        int            // the most Violations kept per rule; 0: all
 }
 
-// check holds history to the promises of docs/reliability.md:
+// oracle holds a history to the promises of docs/reliability.md as it is
+// written, one call at a time in the order the calls began:
 //
 //   - wrong-user: a Get never returns another user's ID;
 //   - after-end: no token resolves in a Get that began after a Die, Rotate
@@ -58,88 +62,189 @@ type verdict struct {
 //     after it returned resolves the token (a restart that loses data ends
 //     sessions, never brings one back);
 //   - overrun: every call returns within its context's deadline plus Slack.
-func check(history []call, l limits) verdict {
-	v := verdict{Checked: map[string]int{}}
-	h := append([]call(nil), history...)
-	sort.Slice(h, func(i, j int) bool { return h[i].Start.Before(h[j].Start) })
-
-	owner := map[string]string{}
-	issued := map[string]time.Time{} // when the call that issued it returned
-	chain := map[string]time.Time{}  // when its chain's Set returned
-	ended := map[string]endAt{}      // the first acknowledged end of it
-	gone := map[string]time.Time{}   // when a Get first answered ErrNotFound
-	dieAll := map[string][]call{}    // successful DieAll calls by user
-	for _, c := range h {
-		switch {
-		case c.Op == "set" && c.ok():
-			owner[c.Out], issued[c.Out], chain[c.Out] = c.User, c.End, c.End
-		case c.Op == "rotate" && c.ok():
-			owner[c.Out], issued[c.Out], chain[c.Out] = c.User, c.End, chain[c.Token]
-			ended[c.Token] = ended[c.Token].or(c.Start, c.End, "after-end")
-		case c.Op == "die" && c.ok():
-			ended[c.Token] = ended[c.Token].or(c.Start, c.End, "after-end")
-		case c.Op == "dieall" && c.ok():
-			dieAll[c.User] = append(dieAll[c.User], c)
-		case c.Op == "get" && c.Err == "notfound":
-			gone[c.Token] = earliest(gone[c.Token], c.End)
-		}
-	}
-	// A DieAll ends every token issued before it began.
-	for tok, at := range issued {
-		for _, d := range dieAll[owner[tok]] {
-			if at.Before(d.Start) {
-				ended[tok] = ended[tok].or(d.Start, d.End, "dieall-complete")
-			}
-		}
-	}
-	for _, c := range h {
-		if c.Timeout > 0 {
-			v.Checked["overrun"]++
-			if took := c.End.Sub(c.Start); took > c.Timeout+l.Slack {
-				v.add("overrun", "%s at +%v took %v with a %v context", c.Op, since(h, c.Start), took.Round(time.Millisecond), c.Timeout)
-			}
-		}
-		if c.Op != "get" || !c.ok() {
-			continue
-		}
-		v.Checked["wrong-user"]++
-		if c.Out != owner[c.Token] {
-			v.add("wrong-user", "Get of a token of %q returned %q", owner[c.Token], c.Out)
-		}
-		if e, ok := ended[c.Token]; ok {
-			v.Checked[e.by]++
-			switch late := c.Start.Sub(e.t); {
-			case late <= 0:
-			case late <= l.CacheLag:
-				v.WithinLag++
-			default:
-				v.add(e.by, "a Get at +%v resolved a token issued at +%v and ended by a call from +%v to +%v",
-					since(h, c.Start), since(h, issued[c.Token]), since(h, e.start), since(h, e.t))
-			}
-		}
-		if l.MaxAge > 0 {
-			v.Checked["past-maxage"]++
-			if over := c.Start.Sub(chain[c.Token].Add(l.MaxAge)); over > l.Expiry {
-				v.add("past-maxage", "a Get that began %v after the chain's deadline resolved it", over.Round(time.Microsecond))
-			}
-		}
-		if g, ok := gone[c.Token]; ok {
-			v.Checked["resurrection"]++
-			switch late := c.Start.Sub(g); {
-			case late <= 0:
-			case late <= l.CacheLag:
-				// Another Store's cache has not heard yet: the same bound.
-				v.WithinLag++
-			default:
-				v.add("resurrection", "a Get that began %v after another answered ErrNotFound resolved the token", late.Round(time.Microsecond))
-			}
-		}
-	}
-	return v
+//
+// Every rule about a Get needs only the calls that began before it: an
+// end or an ErrNotFound that returned before the Get began, began before
+// it too. So a call is checked once every call that began earlier has
+// been seen, and a token's state is dropped once the workload says it
+// will never ask about it again (forget). Memory is then the tokens the
+// workload holds, not the length of the run.
+type oracle struct {
+	l      limits
+	v      verdict
+	first  time.Time // the Start of the first call: the origin of the +offsets in messages
+	tokens map[string]*tokenState
+	byUser map[string]map[string]*tokenState // issued tokens, for DieAll
 }
 
+// tokenState is what the rules keep of one token.
+type tokenState struct {
+	owner  string
+	issued time.Time // when the call that issued it returned; zero: never issued
+	chain  time.Time // when its chain's Set returned
+	ended  endAt     // the first acknowledged end of it
+	gone   time.Time // when a Get first answered ErrNotFound
+	okGets int       // successful Gets, counted into Checked when it is dropped
+}
+
+func newOracle(l limits) *oracle {
+	return &oracle{l: l, v: verdict{Checked: map[string]int{}, Broken: map[string]int{}},
+		tokens: map[string]*tokenState{}, byUser: map[string]map[string]*tokenState{}}
+}
+
+// check holds a whole history to the rules at once: the oracle fed in the
+// order the calls began.
+func check(history []call, l limits) verdict {
+	o := newOracle(l)
+	for _, c := range sortedByStart(history) {
+		o.add(c)
+	}
+	return o.close()
+}
+
+// add checks c and records what later calls need of it. Calls must come
+// in the order they began.
+func (o *oracle) add(c call) {
+	if o.first.IsZero() {
+		o.first = c.Start
+	}
+	if c.Op == "forget" {
+		o.drop(c.Token)
+		return
+	}
+	if c.Timeout > 0 {
+		o.v.Checked["overrun"]++
+		if took := c.End.Sub(c.Start); took > c.Timeout+o.l.Slack {
+			o.v.add("overrun", "%s at +%v took %v with a %v context", c.Op, o.since(c.Start), took.Round(time.Millisecond), c.Timeout)
+		}
+	}
+	switch {
+	case c.Op == "set" && c.ok():
+		o.issue(c.Out, c.User, c.End, c.End)
+	case c.Op == "rotate" && c.ok():
+		old := o.token(c.Token)
+		old.ended = old.ended.or(c.Start, c.End, "after-end")
+		o.issue(c.Out, c.User, c.End, old.chain)
+	case c.Op == "die" && c.ok():
+		t := o.token(c.Token)
+		t.ended = t.ended.or(c.Start, c.End, "after-end")
+	case c.Op == "dieall" && c.ok():
+		// It ends every token of the user issued before it began: those
+		// were issued by calls that began earlier, so they are all here.
+		for _, t := range o.byUser[c.User] {
+			if t.issued.Before(c.Start) {
+				t.ended = t.ended.or(c.Start, c.End, "dieall-complete")
+			}
+		}
+	case c.Op == "get" && c.Err == "notfound":
+		t := o.token(c.Token)
+		t.gone = earliest(t.gone, c.End)
+	case c.Op == "get" && c.ok():
+		o.get(c)
+	}
+}
+
+// get checks a successful Get against what ended or lost its token.
+func (o *oracle) get(c call) {
+	t := o.token(c.Token)
+	t.okGets++
+	o.v.Checked["wrong-user"]++
+	if c.Out != t.owner {
+		o.v.add("wrong-user", "Get of a token of %q returned %q", t.owner, c.Out)
+	}
+	if e := t.ended; !e.t.IsZero() {
+		switch late := c.Start.Sub(e.t); {
+		case late <= 0:
+		case late <= o.l.CacheLag:
+			o.v.WithinLag++
+		default:
+			o.v.add(e.by, "a Get at +%v resolved a token issued at +%v and ended by a call from +%v to +%v",
+				o.since(c.Start), o.since(t.issued), o.since(e.start), o.since(e.t))
+		}
+	}
+	if o.l.MaxAge > 0 {
+		o.v.Checked["past-maxage"]++
+		if over := c.Start.Sub(t.chain.Add(o.l.MaxAge)); over > o.l.Expiry {
+			o.v.add("past-maxage", "a Get that began %v after the chain's deadline resolved it", over.Round(time.Microsecond))
+		}
+	}
+	if !t.gone.IsZero() {
+		switch late := c.Start.Sub(t.gone); {
+		case late <= 0:
+		case late <= o.l.CacheLag:
+			// Another Store's cache has not heard yet: the same bound.
+			o.v.WithinLag++
+		default:
+			o.v.add("resurrection", "a Get that began %v after another answered ErrNotFound resolved the token", late.Round(time.Microsecond))
+		}
+	}
+}
+
+// token returns the state of tok, made empty on first sight.
+func (o *oracle) token(tok string) *tokenState {
+	t := o.tokens[tok]
+	if t == nil {
+		t = &tokenState{}
+		o.tokens[tok] = t
+	}
+	return t
+}
+
+func (o *oracle) issue(tok, user string, at, chain time.Time) {
+	t := o.token(tok)
+	if !t.issued.IsZero() {
+		delete(o.byUser[t.owner], tok)
+	}
+	t.owner, t.issued, t.chain = user, at, chain
+	if o.byUser[user] == nil {
+		o.byUser[user] = map[string]*tokenState{}
+	}
+	o.byUser[user][tok] = t
+}
+
+// drop forgets tok, and counts its Gets for the rules that held them.
+func (o *oracle) drop(tok string) {
+	t, ok := o.tokens[tok]
+	if !ok {
+		return
+	}
+	if !t.ended.t.IsZero() {
+		o.v.Checked[t.ended.by] += t.okGets
+	}
+	if !t.gone.IsZero() {
+		o.v.Checked["resurrection"] += t.okGets
+	}
+	delete(o.tokens, tok)
+	if !t.issued.IsZero() {
+		delete(o.byUser[t.owner], tok)
+	}
+}
+
+// close drops every token still held and returns the verdict.
+func (o *oracle) close() verdict {
+	for tok := range o.tokens {
+		o.drop(tok)
+	}
+	return o.v
+}
+
+// held is how many tokens the oracle holds now.
+func (o *oracle) held() int { return len(o.tokens) }
+
 func (v *verdict) add(rule, format string, args ...any) {
-	v.Violations = append(v.Violations, violation{rule, fmt.Sprintf(format, args...)})
+	v.Broken[rule]++
+	if v.cap == 0 || v.Broken[rule] <= v.cap {
+		v.Violations = append(v.Violations, violation{rule, fmt.Sprintf(format, args...)})
+	}
+}
+
+// broken is how many promises broke.
+func (v *verdict) broken() int {
+	n := 0
+	for _, k := range v.Broken {
+		n += k
+	}
+	return n
 }
 
 // endAt is when a token was first ended, and by what rule's kind of call.
@@ -148,16 +253,18 @@ type endAt struct {
 	by       string
 }
 
+// or keeps the end that returned first. On a tie a Die or Rotate wins over
+// a DieAll, and otherwise the call that began first.
 func (e endAt) or(start, t time.Time, by string) endAt {
-	if e.t.IsZero() || t.Before(e.t) {
+	if e.t.IsZero() || t.Before(e.t) || t.Equal(e.t) && e.by == "dieall-complete" && by != e.by {
 		return endAt{t, start, by}
 	}
 	return e
 }
 
-// since is t's offset from the start of h, sorted by Start.
-func since(h []call, t time.Time) time.Duration {
-	return t.Sub(h[0].Start).Round(time.Millisecond)
+// since is t's offset from the first call's Start.
+func (o *oracle) since(t time.Time) time.Duration {
+	return t.Sub(o.first).Round(time.Millisecond)
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -165,4 +272,11 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// sortedByStart returns a copy of h in the order its calls began.
+func sortedByStart(h []call) []call {
+	s := slices.Clone(h)
+	slices.SortStableFunc(s, func(a, b call) int { return a.Start.Compare(b.Start) })
+	return s
 }

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"errors"
-	"io"
+	"bytes"
 	"net"
 	"sync"
 	"time"
@@ -18,12 +17,20 @@ type proxy struct {
 	ln     net.Listener
 	target string
 
+	// tap, when set (by setTap) before the first connection, is told of the
+	// commands a client sends, a read at a time: their arguments (valid only
+	// during the call), when the proxy read them, when it wrote them on, and
+	// whether it dropped them.
+	tap tapFunc
+
 	mu      sync.Mutex
 	mode    mode
 	latency time.Duration
 	conns   map[net.Conn]bool
 	wg      sync.WaitGroup
 }
+
+type tapFunc func(cmds [][][]byte, read, wrote time.Time, dropped bool)
 
 type mode int
 
@@ -46,6 +53,13 @@ func newProxy(target string) (*proxy, error) {
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+// setTap sets the tap, before the first connection.
+func (p *proxy) setTap(f tapFunc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tap = f
+}
 
 // set switches the mode; latency applies to slow.
 func (p *proxy) set(m mode, latency time.Duration) {
@@ -110,37 +124,62 @@ func (p *proxy) serve(c net.Conn) {
 	p.track(s, true)
 	defer p.track(s, false)
 	defer s.Close()
+	p.mu.Lock()
+	tapped := p.tap != nil
+	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(s, c); done <- struct{}{} }()
-	go func() { p.pipe(c, s); done <- struct{}{} }()
+	go func() { p.pipe(s, c, tapped); done <- struct{}{} }()
+	go func() { p.pipe(c, s, false); done <- struct{}{} }()
 	<-done
 }
 
-// pipe copies src to dst a chunk at a time, as the mode says.
-func (p *proxy) pipe(dst, src net.Conn) {
+// chunk is what one read returned, and when.
+type chunk struct {
+	b    []byte
+	read time.Time
+}
+
+// pipe copies src to dst a chunk at a time, as the mode says. Reading and
+// writing are apart, so that a slow mode delays what is written and not
+// when it is read: the tap's read times are the Store's write times.
+func (p *proxy) pipe(dst, src net.Conn, tapped bool) {
 	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			m, d := p.mode, p.latency
-			p.mu.Unlock()
-			switch m {
-			case blackhole:
-				continue // read and dropped: the peer waits forever
-			case slow:
-				time.Sleep(d)
+	chunks := make(chan chunk, 1024)
+	go func() {
+		defer close(chunks)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				chunks <- chunk{bytes.Clone(buf[:n]), time.Now()}
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if err != nil {
 				return
 			}
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return
+	}()
+	var split commandSplitter
+	failed := false
+	for ch := range chunks { // until src is closed, even after dst failed, so that the reader ends
+		var cmds [][][]byte
+		if tapped {
+			cmds = split.feed(ch.b)
+		}
+		p.mu.Lock()
+		m, d := p.mode, p.latency
+		p.mu.Unlock()
+		if m == slow {
+			time.Sleep(d)
+		}
+		dropped := m == blackhole || failed // read and dropped: the peer waits forever
+		if !dropped {
+			if _, err := dst.Write(ch.b); err != nil {
+				failed, dropped = true, true
+				src.Close()
 			}
-			return
+		}
+		if len(cmds) > 0 {
+			p.tap(cmds, ch.read, time.Now(), dropped)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -32,14 +33,14 @@ var workload = []struct {
 	{"get", 70}, {"set", 8}, {"liv", 8}, {"rotate", 4}, {"die", 4}, {"dieall", 2}, {"count", 4},
 }
 
-// worker runs the workload on its stores until ctx is done and returns
-// what it saw. Each call has timeout as its context; DieAll and Count need
-// TrackUsers, and are skipped without it.
-func worker(ctx context.Context, id int, stores []api, users []string, track bool, timeout time.Duration, seed uint64) []call {
+// worker runs the workload on its stores until ctx is done, and hands
+// each call to seq as it returns. Each call has timeout as its context;
+// DieAll and Count need TrackUsers, and are skipped without it. When it
+// drops tokens from its working set it tells seq, since it will never ask
+// about them again.
+func worker(ctx context.Context, id int, stores []api, users []string, track bool, timeout time.Duration, seed uint64, seq *sequencer) {
 	rnd := rand.New(rand.NewPCG(seed, uint64(id)))
-	type tok struct{ token, user string }
 	var mine []tok
-	var h []call
 	for ctx.Err() == nil {
 		s := stores[rnd.IntN(len(stores))]
 		user := users[rnd.IntN(len(users))]
@@ -55,7 +56,7 @@ func worker(ctx context.Context, id int, stores []api, users []string, track boo
 		}
 		c := call{Op: op, User: user, Token: t.token, Timeout: timeout}
 		cctx, cancel := context.WithTimeout(context.Background(), timeout)
-		c.Start = time.Now()
+		c.Start = seq.start(id)
 		var err error
 		switch op {
 		case "set":
@@ -90,13 +91,23 @@ func worker(ctx context.Context, id int, stores []api, users []string, track boo
 		c.End = time.Now()
 		cancel()
 		c.Err = kind(err)
-		h = append(h, c)
+		seq.push(c)
 		// Keep the working set bounded: forget tokens now and then.
 		if len(mine) > 200 {
-			mine = mine[len(mine)-100:]
+			mine = forget(seq, mine, 100)
 		}
 	}
-	return h
+}
+
+// tok is a token a worker holds, and its owner.
+type tok struct{ token, user string }
+
+// forget keeps the last n of mine, and tells seq of the others.
+func forget(seq *sequencer, mine []tok, n int) []tok {
+	for _, t := range mine[:len(mine)-n] {
+		seq.push(call{Op: "forget", Token: t.token, Start: time.Now()})
+	}
+	return slices.Clone(mine[len(mine)-n:])
 }
 
 func pick(rnd *rand.Rand) string {
@@ -127,21 +138,16 @@ func kind(err error) string {
 	return "other"
 }
 
-// runWorkers runs n workers until ctx is done and returns their history.
-func runWorkers(ctx context.Context, n int, stores []api, users []string, track bool, timeout time.Duration, seed uint64) []call {
-	var mu sync.Mutex
-	var all []call
+// runWorkers runs n workers until ctx is done, each handing its calls to
+// seq, and returns once they all have.
+func runWorkers(ctx context.Context, n int, stores []api, users []string, track bool, timeout time.Duration, seed uint64, seq *sequencer) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := worker(ctx, i, stores, users, track, timeout, seed)
-			mu.Lock()
-			all = append(all, h...)
-			mu.Unlock()
+			worker(ctx, i, stores, users, track, timeout, seed, seq)
 		}()
 	}
 	wg.Wait()
-	return all
 }
