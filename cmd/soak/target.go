@@ -30,6 +30,16 @@ type target struct {
 	topo    topology.Topology                 // sentinel and cluster
 }
 
+// sentinels lists the Sentinel topology's sentinels, moved by
+// SESH_PORT_OFFSET as the topology's own ports are.
+func sentinels() []string {
+	var as []string
+	for _, p := range []int{7211, 7212, 7213} {
+		as = append(as, "127.0.0.1:"+strconv.Itoa(p+topology.PortOffset()))
+	}
+	return as
+}
+
 // admin runs one command on a node directly, bypassing any proxy.
 func admin(addr string, cmd string, args ...any) (any, error) {
 	c, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(time.Second),
@@ -121,14 +131,14 @@ func newTarget(name string) (*target, error) {
 		return &target{
 			name: name, topo: topology.Sentinel,
 			masters: func() []string {
-				ss, err := redis.Strings(admin("127.0.0.1:7211", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "seshmaster"))
+				ss, err := redis.Strings(admin(sentinels()[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "seshmaster"))
 				if err != nil || len(ss) != 2 {
 					return nil
 				}
 				return []string{ss[0] + ":" + ss[1]}
 			},
 			pool: func() (sesh.Pool, func(), error) {
-				p, err := seshsentinel.New("seshmaster", []string{"127.0.0.1:7211", "127.0.0.1:7212", "127.0.0.1:7213"},
+				p, err := seshsentinel.New("seshmaster", sentinels(),
 					redis.DialConnectTimeout(time.Second), redis.DialReadTimeout(3*time.Second), redis.DialWriteTimeout(3*time.Second))
 				if err != nil {
 					return nil, nil, err
@@ -145,7 +155,7 @@ func newTarget(name string) (*target, error) {
 			masters: clusterMasters,
 			pool: func() (sesh.Pool, func(), error) {
 				c := &redisc.Cluster{
-					StartupNodes: []string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"},
+					StartupNodes: topology.Cluster.Addrs(),
 					DialOptions: []redis.DialOption{redis.DialConnectTimeout(time.Second),
 						redis.DialReadTimeout(3 * time.Second), redis.DialWriteTimeout(3 * time.Second)},
 					CreatePool: func(addr string, opts ...redis.DialOption) (*redis.Pool, error) {
