@@ -114,7 +114,7 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 			return nil, errClusterUnbatched
 		}
 		// A tracker per master, each on its own connection to it.
-		c.route = s.batch.route
+		c.route = s.batch.Route()
 		masters, err := c.route.Masters()
 		if err != nil {
 			return nil, fmt.Errorf("CacheSize: %w", err)
@@ -137,7 +137,7 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 		if len(c.nodes) == 0 {
 			return nil, fmt.Errorf("CacheSize: no master among %v", masters)
 		}
-		s.batch.moved = c.moved
+		s.batch.SetMoved(c.moved)
 		return c, nil
 	}
 	c.one = c.newNode("", s.dedicated)
@@ -182,7 +182,7 @@ func (c *cache) closeNodes() {
 // after the first call. It returns nil.
 func (s *Store) Close() error {
 	if b := s.batch; b != nil {
-		b.close()
+		b.Close()
 	}
 	c := s.cache
 	if c == nil {
@@ -278,14 +278,14 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	if err != nil {
 		return "", wrap(op, err)
 	}
-	defer conn.close()
+	defer conn.Close()
 	deadline := c.slides // a deadline key bounds a restart of the TTL
-	conn.send("GET", key)
-	conn.send("PTTL", key)
+	conn.Send("GET", key)
+	conn.Send("PTTL", key)
 	if deadline {
-		conn.send("PTTL", deadlineKey(key))
+		conn.Send("PTTL", deadlineKey(key))
 	}
-	rs, err := conn.pipe(2 + b2i(deadline))
+	rs, err := conn.Pipe(2 + b2i(deadline))
 	if err != nil {
 		return "", wrap(op, err)
 	}
@@ -309,7 +309,7 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	// On Cluster, what was not read from the master whose invalidations n
 	// hears is not cached: a slot that moved, or a round trip that left the
 	// lanes (none was open yet, or a redirect).
-	cacheable := c.route == nil || conn.addr == n.addr
+	cacheable := c.route == nil || conn.Addr() == n.addr
 	e := &entry{key: key, userID: userID, cd: cd, node: n, epoch: epoch, exp: expires(now, rs[1]), dl: math.MaxInt64}
 	if deadline && (c.s.capped || rs[2] != int64(-2)) {
 		// Outside the capped mode, a token without a deadline key has none.

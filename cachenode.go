@@ -2,8 +2,6 @@ package sesh
 
 import (
 	"context"
-
-	"github.com/gomodule/redigo/redis"
 )
 
 // node is a server whose invalidations the cache hears: the one server of a
@@ -47,8 +45,7 @@ func (c *cache) nodeDial(addr string) func(context.Context) (conn, error) {
 		if err != nil {
 			return conn{}, err
 		}
-		cc, _ := rc.(redis.ConnWithContext)
-		return conn{ctx: ctx, c: rc, cc: cc}, nil
+		return wrapConn(ctx, rc), nil
 	}
 }
 

@@ -73,7 +73,7 @@ import (
 	"unicode"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/seshkit/sesh/internal/testknob"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // Pool is what a Store needs from a Redis client: a connection for the
@@ -209,8 +209,8 @@ type Store struct {
 	rand     io.Reader
 	replicas int
 	waitMS   int64
-	cache    *cache   // nil without Options.CacheSize
-	batch    *batcher // nil with NoPipelining or a Pool whose connections cannot be shared
+	cache    *cache      // nil without Options.CacheSize
+	batch    *wire.Lanes // nil with NoPipelining or a Pool whose connections cannot be shared
 	hook     Hook
 	log      *slog.Logger // never nil
 	stats    stats
@@ -254,9 +254,7 @@ func New(p Pool, o Options) (*Store, error) {
 	}
 	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
 	if o.Pipelines != NoPipelining {
-		if s.batch = newBatcher(p, o.Pipelines); s.batch != nil {
-			s.batch.always = testknob.ShareAlways.Load()
-		}
+		s.batch = wire.New(p, o.Pipelines)
 	}
 	if s.track {
 		if err := s.checkEviction(); err != nil {

@@ -92,32 +92,32 @@ func (t *tracker) connect(ctx context.Context, probe bool) (redis.Conn, error) {
 		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
 	}
 	if probe {
-		c.send("CLUSTER", "INFO")
+		c.Send("CLUSTER", "INFO")
 	}
-	c.send("CLIENT", "ID")
-	rs, err := c.pipe(1 + b2i(probe))
+	c.Send("CLIENT", "ID")
+	rs, err := c.Pipe(1 + b2i(probe))
 	if err != nil {
-		c.close()
+		c.Close()
 		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
 	}
 	if info, ok := rs[0].([]byte); probe && ok && strings.HasPrefix(string(info), "cluster_") {
-		c.close()
+		c.Close()
 		return nil, errCluster
 	}
 	id, err := redis.Int64(rs[len(rs)-1], nil)
 	if err != nil {
-		c.close()
+		c.Close()
 		return nil, fmt.Errorf("%w: %w", errNoClientTracking, err)
 	}
 	start := t.now()
-	c.send("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", t.prefix)
-	c.send("CLIENT", "SETNAME", trackingName)
+	c.Send("CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", t.prefix)
+	c.Send("CLIENT", "SETNAME", trackingName)
 	if t.shard == nil {
-		c.send("SUBSCRIBE", invalidations, *t.channel.Load())
+		c.Send("SUBSCRIBE", invalidations, *t.channel.Load())
 	}
 	// The connection now holds tracking state: it never goes back to the
 	// pool whole.
-	rs, err = c.pipe(3 - b2i(t.shard != nil))
+	rs, err = c.Pipe(3 - b2i(t.shard != nil))
 	if err == nil {
 		for _, r := range rs {
 			if e, ok := r.(redis.Error); ok {
@@ -130,15 +130,15 @@ func (t *tracker) connect(ctx context.Context, probe bool) (redis.Conn, error) {
 		var ch string
 		if ch, err = t.shard.subscribe(&c); err == nil {
 			t.channel.Store(&ch)
-			_, err = c.do("SUBSCRIBE", invalidations)
+			_, err = c.Do("SUBSCRIBE", invalidations)
 		}
 	}
 	if err != nil {
-		c.drop()
+		c.Drop()
 		return nil, fmt.Errorf("CacheSize: turning CLIENT TRACKING on: %w", err)
 	}
 	t.sink.up(start)
-	return c.c, nil
+	return c.Raw(), nil
 }
 
 // run reads the tracking connection, and takes a new one each time it
@@ -276,12 +276,12 @@ func (t *tracker) publish(ctx context.Context, msg string) {
 		// SPUBLISH in a script: a replica runs a plain SPUBLISH for its
 		// master's slot, but refuses a script (MOVED), so the count is the
 		// master's.
-		v, err = c.eval(spublish, *ch, msg)
+		v, err = c.Eval(spublish, *ch, msg)
 	} else {
-		v, err = c.do("PUBLISH", *ch, msg)
+		v, err = c.Do("PUBLISH", *ch, msg)
 	}
 	n, err := redis.Int(v, err)
-	c.close()
+	c.Close()
 	if err == nil && n == 0 {
 		t.sink.unheard(epoch)
 	}
@@ -311,7 +311,7 @@ const maxShardTries = 16
 // and returns the channel.
 func (sc *shardChannel) subscribe(c *conn) (string, error) {
 	// A replica takes SSUBSCRIBE for its master's slots too.
-	role, err := redis.Values(c.do("ROLE"))
+	role, err := redis.Values(c.Do("ROLE"))
 	if err != nil {
 		return "", err
 	}
@@ -325,7 +325,7 @@ func (sc *shardChannel) subscribe(c *conn) (string, error) {
 			continue
 		}
 		tries++
-		_, err := c.do("SSUBSCRIBE", ch)
+		_, err := c.Do("SSUBSCRIBE", ch)
 		if err == nil {
 			return ch, nil
 		}
