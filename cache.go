@@ -78,14 +78,14 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 		}
 		// A tracker per master, each on its own connection to it.
 		c.clustered = true
-		src.route = s.batch.route
-		cfg.Route = s.batch.route
+		src.route = s.batch.Route()
+		cfg.Route = s.batch.Route()
 	}
 	c.t = track.New(cfg)
 	if c.clustered {
 		// Before any tracker runs: a heartbeat's round trip on a lane may
 		// meet a MOVED reply.
-		s.batch.moved = c.t.Moved
+		s.batch.SetMoved(c.t.Moved)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
@@ -184,14 +184,14 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 	if err != nil {
 		return nil, "", wrap(op, err)
 	}
-	defer conn.close()
+	defer conn.Close()
 	deadline := c.slides // a deadline key bounds a restart of the TTL
-	conn.send("GET", key)
-	conn.send("PTTL", key)
+	conn.Send("GET", key)
+	conn.Send("PTTL", key)
 	if deadline {
-		conn.send("PTTL", deadlineKey(key))
+		conn.Send("PTTL", deadlineKey(key))
 	}
-	rs, err := conn.pipe(2 + b2i(deadline))
+	rs, err := conn.Pipe(2 + b2i(deadline))
 	if err != nil {
 		return nil, "", wrap(op, err)
 	}
@@ -217,7 +217,7 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 		// Outside the capped mode, a token without a deadline key has none.
 		e.Deadline = track.Expires(now, rs[2])
 	}
-	return e, conn.addr, nil
+	return e, conn.Addr(), nil
 }
 
 // keep ends fill f with e, read at now: it returns e's user ID, and caches

@@ -32,8 +32,7 @@ func (src *storeSource) Dial(ctx context.Context, addr string) (track.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	cc, _ := rc.(redis.ConnWithContext)
-	return &trackConn{conn{ctx: ctx, c: rc, cc: cc}}, nil
+	return &trackConn{wrapConn(ctx, rc)}, nil
 }
 
 // spublish is SPUBLISH of a heartbeat, run only by the master of its
@@ -51,12 +50,12 @@ func (src *storeSource) Publish(ctx context.Context, channel, msg string) (int, 
 	}
 	var v any
 	if src.route != nil {
-		v, err = c.eval(spublish, channel, msg)
+		v, err = c.Eval(spublish, channel, msg)
 	} else {
-		v, err = c.do("PUBLISH", channel, msg)
+		v, err = c.Do("PUBLISH", channel, msg)
 	}
 	n, err := redis.Int(v, err)
-	c.close()
+	c.Close()
 	return n, err
 }
 
@@ -80,9 +79,9 @@ type trackConn struct{ c conn }
 
 var _ track.Conn = (*trackConn)(nil)
 
-func (tc *trackConn) Send(cmd string, args ...any)            { tc.c.send(cmd, args...) }
-func (tc *trackConn) Pipe(want int) ([]any, error)            { return tc.c.pipe(want) }
-func (tc *trackConn) Do(cmd string, args ...any) (any, error) { return tc.c.do(cmd, args...) }
-func (tc *trackConn) Receive(d time.Duration) (any, error)    { return receive(tc.c.c, d) }
-func (tc *trackConn) Close()                                  { tc.c.close() }
-func (tc *trackConn) Drop()                                   { tc.c.drop() }
+func (tc *trackConn) Send(cmd string, args ...any)            { tc.c.Send(cmd, args...) }
+func (tc *trackConn) Pipe(want int) ([]any, error)            { return tc.c.Pipe(want) }
+func (tc *trackConn) Do(cmd string, args ...any) (any, error) { return tc.c.Do(cmd, args...) }
+func (tc *trackConn) Receive(d time.Duration) (any, error)    { return receive(tc.c.Raw(), d) }
+func (tc *trackConn) Close()                                  { tc.c.Close() }
+func (tc *trackConn) Drop()                                   { tc.c.Drop() }

@@ -23,7 +23,7 @@ func ParseURL(rawurl string) (network, addr string, err error) {
 // before the first operation.
 func SetLaneLife(s *Store, d time.Duration) {
 	if s.batch != nil {
-		s.batch.life = d
+		s.batch.SetLife(d)
 	}
 }
 
@@ -32,7 +32,7 @@ func OldestLane(s *Store) time.Duration {
 	if s.batch == nil {
 		return 0
 	}
-	return time.Duration(s.batch.oldest.Load())
+	return s.batch.Oldest()
 }
 
 // Queued returns how many calls wait, unwritten, on the lanes of s.
@@ -40,24 +40,7 @@ func Queued(s *Store) int {
 	if s.batch == nil {
 		return 0
 	}
-	n := 0
-	count := func(g *group) {
-		for i := range g.slots {
-			if l := g.slots[i].lane.Load(); l != nil {
-				l.mu.Lock()
-				n += len(l.queue)
-				l.mu.Unlock()
-			}
-		}
-	}
-	if s.batch.one != nil {
-		count(s.batch.one)
-	}
-	s.batch.nodes.Range(func(_, v any) bool {
-		count(v.(*group))
-		return true
-	})
-	return n
+	return s.batch.Queued()
 }
 
 // WaitCleanups waits for the cleanups of s that wait for the round trip

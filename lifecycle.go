@@ -119,7 +119,7 @@ return 0`)
 	//
 	// KEYS: token, deadline, mark. ARGV: as create's.
 	createNew = newScript(3, `
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end`+create.src)
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end`+create.Src())
 )
 
 // endedKey names the mark that end leaves for a token it did not find.
@@ -158,8 +158,8 @@ func (s *Store) checkEviction() error {
 	if err != nil {
 		return fmt.Errorf("cannot read maxmemory-policy: %w", err)
 	}
-	defer c.close()
-	info, err := redis.String(c.do("INFO", "memory"))
+	defer c.Close()
+	info, err := redis.String(c.Do("INFO", "memory"))
 	if _, ok := err.(redis.Error); ok {
 		return nil
 	}
@@ -220,7 +220,7 @@ func (s *Store) sendRegister(c *conn, idx, member string, px, dl int64, must str
 		// This Store's tokens may live forever: so must the index.
 		dl = -1
 	}
-	c.sendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), s.maxAge)
+	c.SendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), s.maxAge)
 }
 
 // registered reads register's reply: whether the member was added, which
@@ -267,8 +267,8 @@ func shape(v any) string {
 func (s *Store) prune(c *conn, idx string, members []string) (int, error) {
 	members, bad := validMembers(members)
 	if len(bad) > 0 {
-		c.send("ZREM", append([]any{idx}, bad...)...)
-		if _, err := c.pipe(1); err != nil {
+		c.Send("ZREM", append([]any{idx}, bad...)...)
+		if _, err := c.Pipe(1); err != nil {
 			return 0, err
 		}
 	}
@@ -277,9 +277,9 @@ func (s *Store) prune(c *conn, idx string, members []string) (int, error) {
 	}
 	start := time.Now()
 	for _, m := range members {
-		c.send("PTTL", s.memberKey(m))
+		c.Send("PTTL", s.memberKey(m))
 	}
-	rs, err := c.pipe(len(members))
+	rs, err := c.Pipe(len(members))
 	if err != nil {
 		return 0, err
 	}
@@ -299,7 +299,7 @@ func (s *Store) prune(c *conn, idx string, members []string) (int, error) {
 		// What was read may predate tokens written since: judge nothing.
 		return live, nil
 	}
-	_, err = c.eval(rescore, args...)
+	_, err = c.Eval(rescore, args...)
 	return live, err
 }
 
@@ -336,7 +336,7 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	defer c.close()
+	defer c.Close()
 	// Lock every index and read it, then end what they hold, then drop
 	// the entries and the locks.
 	ids := cd.indexIDs(userID)
@@ -350,9 +350,9 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 		ttl = min(ttl, time.Until(dl)+lockSlack)
 	}
 	for _, id := range ids {
-		c.sendEval(lock, s.indexKey(id), lockMember, max(ttl.Milliseconds(), 1))
+		c.SendEval(lock, s.indexKey(id), lockMember, max(ttl.Milliseconds(), 1))
 	}
-	rs, err := c.pipe(len(ids))
+	rs, err := c.Pipe(len(ids))
 	var members []string
 	for _, r := range rs {
 		ms, rerr := redis.Strings(r, nil)
@@ -400,10 +400,10 @@ func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
 		// The mark outlives any write of a Rotate that indexed its token
 		// before this DieAll's lock: Rotate gives up after createWindow/2
 		// between indexing and writing, and after as long again writing.
-		c.sendEval(end, key, deadlineKey(key), endedKey(key), createWindow.Milliseconds())
+		c.SendEval(end, key, deadlineKey(key), endedKey(key), createWindow.Milliseconds())
 	}
 	waits := s.sendWait(c)
-	rs, err := c.pipe(len(members) + waits)
+	rs, err := c.Pipe(len(members) + waits)
 	if err != nil {
 		return nil, err
 	}
@@ -430,11 +430,11 @@ func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	defer c.close()
+	defer c.Close()
 	n := 0
 	for _, id := range cd.indexIDs(userID) {
 		idx := s.indexKey(id)
-		members, err := redis.Strings(c.do("ZRANGEBYSCORE", idx, 0, "+inf"))
+		members, err := redis.Strings(c.Do("ZRANGEBYSCORE", idx, 0, "+inf"))
 		if err != nil {
 			return 0, wrap(op, err)
 		}
@@ -472,7 +472,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	if err != nil {
 		return "", wrap(op, err)
 	}
-	defer c.close()
+	defer c.Close()
 	r, err := s.readOld(&c, cd, key)
 	if err != nil {
 		return "", wrap(op, err)
@@ -499,7 +499,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 // readOld reads the old token's user and absolute deadline, and draws the
 // new token.
 func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
-	v, err := c.eval(deadline, key, deadlineKey(key), b2i(s.capped), s.maxAge)
+	v, err := c.Eval(deadline, key, deadlineKey(key), b2i(s.capped), s.maxAge)
 	if err != nil {
 		return nil, err
 	}
@@ -546,7 +546,7 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 		if r.newIdx != r.oldIdx {
 			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, r.deadline, "")
 		}
-		rs, err := c.pipe(1 + b2i(r.newIdx != r.oldIdx))
+		rs, err := c.Pipe(1 + b2i(r.newIdx != r.oldIdx))
 		if err != nil {
 			r.indexed = []string{r.oldIdx, r.newIdx}
 			return err
@@ -587,21 +587,21 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 // DieAll that ended it first wins over all of them. It returns ErrNotFound
 // when the old token was ended first or its deadline has passed.
 func (s *Store) swap(c *conn, r *rotation) error {
-	c.sendEval(createNew, r.nkey, deadlineKey(r.nkey), endedKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
-	c.send("DEL", r.key) // alone, so its reply says whether this call ended it
-	c.send("DEL", deadlineKey(r.key))
+	c.SendEval(createNew, r.nkey, deadlineKey(r.nkey), endedKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
+	c.Send("DEL", r.key) // alone, so its reply says whether this call ended it
+	c.Send("DEL", deadlineKey(r.key))
 	writes := 3
 	if s.track {
-		c.send("ZREM", r.oldIdx, s.member(r.key))
+		c.Send("ZREM", r.oldIdx, s.member(r.key))
 		writes++
 		if r.newIdx != r.oldIdx {
-			c.send("ZREM", r.oldIdx, s.member(r.nkey))
+			c.Send("ZREM", r.oldIdx, s.member(r.nkey))
 			writes++
 		}
 	}
 	waits := s.sendWait(c)
 	start := time.Now()
-	rs, err := c.pipe(writes + waits)
+	rs, err := c.Pipe(writes + waits)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ import (
 	"unicode"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/seshkit/sesh/internal/testknob"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // Pool is what a Store needs from a Redis client: a connection for the
@@ -206,8 +206,8 @@ type Store struct {
 	rand     io.Reader
 	replicas int
 	waitMS   int64
-	cache    *cache   // nil without Options.CacheSize
-	batch    *batcher // nil with NoPipelining or a Pool whose connections cannot be shared
+	cache    *cache      // nil without Options.CacheSize
+	batch    *wire.Lanes // nil with NoPipelining or a Pool whose connections cannot be shared
 	hook     Hook
 	log      *slog.Logger // never nil
 	stats    stats
@@ -258,9 +258,7 @@ func New(p Pool, o Options) (*Store, error) {
 	}
 	s.capped = s.maxAge > 0 && s.ttl > 0 && s.ttl < s.maxAge
 	if o.Pipelines != NoPipelining {
-		if s.batch = newBatcher(p, o.Pipelines); s.batch != nil {
-			s.batch.always = testknob.ShareAlways.Load()
-		}
+		s.batch = wire.New(p, o.Pipelines)
 	}
 	if s.track {
 		if err := s.checkEviction(); err != nil {
@@ -282,15 +280,18 @@ func New(p Pool, o Options) (*Store, error) {
 // Options.CacheSize, the connection that receives Redis's invalidations. It
 // ends the goroutines that tend them and returns once they have ended: at
 // once when Redis answers, and otherwise within about CacheMaxStale or the
-// connections' read timeout. Close the Store before its Pool. The Store goes
+// connections' read timeout. It also waits for the cleanups of cancelled
+// operations that wait for the round trip they undo, which the lanes'
+// closing answers or fails. Close the Store before its Pool. The Store goes
 // on working after Close, without its cache, each operation on a connection
 // of its own. A Store without a cache holds nothing for more than a second
 // after its last operation, so closing it is optional. Close is a no-op
 // after the first call. It returns nil.
 func (s *Store) Close() error {
 	if b := s.batch; b != nil {
-		b.close()
+		b.Close()
 	}
+	s.later.Wait()
 	if c := s.cache; c != nil {
 		c.t.Close()
 	}

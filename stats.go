@@ -187,7 +187,8 @@ func (s *Store) Stats() Stats {
 		Other:         st.errs[5].Load(),
 	}
 	if b := s.batch; b != nil {
-		out.Batches = BatchStats{Batches: b.writes.Load(), Calls: b.written.Load(), Commands: b.cmds.Load()}
+		writes, calls, cmds := b.Stats()
+		out.Batches = BatchStats{Batches: writes, Calls: calls, Commands: cmds}
 	}
 	if c := s.cache; c != nil {
 		out.Cache = c.stats()

@@ -2,48 +2,12 @@ package sesh
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
-
-// script is a Lua script run by hash, with its source at hand for EVAL. It is
-// not redigo's redis.Script because conn is not a redis.Conn: conn bounds a
-// connection without DoContext (redisc's) by ctx, which Script.DoContext
-// refuses and Script.Do cannot.
-type script struct {
-	keys      int
-	src, hash string
-}
-
-func newScript(keys int, src string) *script {
-	h := sha1.Sum([]byte(src))
-	return &script{keys, src, hex.EncodeToString(h[:])}
-}
-
-// eval runs sc by hash, falling back to its source on NOSCRIPT.
-func (c *conn) eval(sc *script, keysAndArgs ...any) (any, error) {
-	args := make([]any, 0, 2+len(keysAndArgs))
-	args = append(append(args, sc.hash, sc.keys), keysAndArgs...)
-	v, err := c.do("EVALSHA", args...)
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT ") {
-		args[0] = sc.src
-		v, err = c.do("EVAL", args...)
-	}
-	return v, err
-}
-
-// sendEval queues sc with its source, so that a pipeline never meets
-// NOSCRIPT (a script cache does not survive a restart or a failover).
-func (c *conn) sendEval(sc *script, keysAndArgs ...any) {
-	args := make([]any, 0, 2+len(keysAndArgs))
-	c.send("EVAL", append(append(args, sc.src, sc.keys), keysAndArgs...)...)
-}
 
 // nowMS is Lua that sets now to the server's wall clock in ms. It is read
 // once, when a deadline is first set; from then on the deadline is carried
@@ -168,7 +132,7 @@ func (s *Store) px(left int64) int64 {
 func (s *Store) setCmd(key, val string) (string, []any) {
 	switch {
 	case s.maxAge > 0:
-		return "EVAL", []any{create.src, create.keys, key, deadlineKey(key), val, s.ttl, 0, s.maxAge}
+		return "EVAL", create.EvalArgs(key, deadlineKey(key), val, s.ttl, 0, s.maxAge)
 	case s.ttl > 0:
 		return "SET", []any{key, val, "NX", "PX", s.ttl}
 	default:
@@ -189,7 +153,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 	if err != nil {
 		return "", wrap(op, err)
 	}
-	defer c.close()
+	defer c.Close()
 	for range maxTries {
 		tok, key, err := s.newToken()
 		if err != nil {
@@ -215,7 +179,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val string) (bool, error) {
 	cmd, args := s.setCmd(key, val)
 	if !s.track {
-		r, err := c.do(cmd, args...)
+		r, err := c.Do(cmd, args...)
 		return created(r), err
 	}
 	// The index entry goes first, in the same round trip: a crash between
@@ -223,13 +187,13 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 	idx := s.indexKey(cd.indexID(userID, ""))
 	member := s.member(key)
 	s.sendRegister(c, idx, member, s.px(s.maxAge), 0, "")
-	c.send(cmd, args...)
+	c.Send(cmd, args...)
 	// With Replicas, the entry must be on the replicas before the token is
 	// handed out: a failover that lost the entry but kept the token (on
 	// Cluster they live on different masters) would hide it from DieAll.
 	waits := s.sendWait(c)
 	start := time.Now()
-	rs, err := c.pipe(2 + waits)
+	rs, err := c.Pipe(2 + waits)
 	if err == nil && time.Since(start) > createWindow/2 {
 		// The index outlives the token by createWindow at most: a token
 		// written later than that after its entry could outlive it.
@@ -295,8 +259,8 @@ func (s *Store) cleanup(ctx context.Context, c *conn, failed bool, cmds ...[]any
 	ctx = context.WithoutCancel(ctx)
 	tctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
-	if !c.settled(tctx) {
-		ready := c.unsettled()
+	if !c.Settled(tctx) {
+		ready := c.Unsettled()
 		s.later.Add(1)
 		go func() {
 			defer s.later.Done()
@@ -316,16 +280,16 @@ func (s *Store) cleanupFresh(ctx context.Context, cmds [][]any) error {
 	if err != nil {
 		return err
 	}
-	defer fresh.close()
+	defer fresh.Close()
 	return runCleanup(&fresh, cmds)
 }
 
 // runCleanup runs cmds on c, in one round trip.
 func runCleanup(c *conn, cmds [][]any) error {
 	for _, cmd := range cmds {
-		c.send(cmd[0].(string), cmd[1:]...)
+		c.Send(cmd[0].(string), cmd[1:]...)
 	}
-	rs, err := c.pipe(len(cmds))
+	rs, err := c.Pipe(len(cmds))
 	if err != nil {
 		return err
 	}
@@ -383,25 +347,25 @@ func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) 
 	if err != nil {
 		return "", "", wrap(op, err)
 	}
-	defer c.close()
+	defer c.Close()
 	var v any
 	if s.sliding && s.restarts() {
-		v, err = c.eval(getRestart, key, deadlineKey(key), s.ttl, b2i(s.capped))
+		v, err = c.Eval(getRestart, key, deadlineKey(key), s.ttl, b2i(s.capped))
 	} else {
-		v, err = c.do("GET", key)
+		v, err = c.Do("GET", key)
 	}
 	if err != nil {
 		return "", "", wrap(op, err)
 	}
 	if v == nil {
-		return "", c.addr, ErrNotFound
+		return "", c.Addr(), ErrNotFound
 	}
 	val, err := redis.String(v, nil)
 	if err != nil {
 		return "", "", wrap(op, err)
 	}
 	userID, err = cd.open(key, val)
-	return userID, c.addr, wrap(op, err)
+	return userID, c.Addr(), wrap(op, err)
 }
 
 func (s *Store) liv(ctx context.Context, token string) error {
@@ -414,14 +378,14 @@ func (s *Store) liv(ctx context.Context, token string) error {
 	if err != nil {
 		return wrap(op, err)
 	}
-	defer c.close()
+	defer c.Close()
 	var v any
 	if s.restarts() {
 		// PEXPIRE never creates a key, so an ended token stays ended.
-		v, err = c.eval(restart, key, deadlineKey(key), s.ttl, b2i(s.capped))
+		v, err = c.Eval(restart, key, deadlineKey(key), s.ttl, b2i(s.capped))
 	} else {
 		// Forever, or a TTL no shorter than MaxAge: nothing to extend.
-		v, err = c.do("EXISTS", key)
+		v, err = c.Do("EXISTS", key)
 	}
 	n, err := redis.Int(v, err)
 	if err != nil {
@@ -445,20 +409,20 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	if err != nil {
 		return wrap(op, err)
 	}
-	defer c.close()
+	defer c.Close()
 	n := 1
 	if s.track {
 		// GETDEL names the user, so the index entry can go too.
-		c.send("GETDEL", key)
+		c.Send("GETDEL", key)
 	} else {
-		c.send("DEL", key)
+		c.Send("DEL", key)
 	}
 	if s.maxAge > 0 {
-		c.send("DEL", deadlineKey(key))
+		c.Send("DEL", deadlineKey(key))
 		n++
 	}
 	waits := s.sendWait(&c)
-	rs, err := c.pipe(n + waits)
+	rs, err := c.Pipe(n + waits)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -471,7 +435,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 		if val, err := redis.String(rs[0], nil); err == nil {
 			// An entry that cannot be named here is pruned later.
 			if userID, err := cd.open(key, val); err == nil {
-				if _, err := c.do("ZREM", s.indexKey(cd.indexID(userID, val)), s.member(key)); err != nil {
+				if _, err := c.Do("ZREM", s.indexKey(cd.indexID(userID, val)), s.member(key)); err != nil {
 					return wrap(op, err)
 				}
 			}
@@ -489,11 +453,11 @@ func (s *Store) sendWait(c *conn) int {
 	if s.replicas == 0 {
 		return 0
 	}
-	if c.shared {
+	if c.Shared() {
 		// take gives no lane to an operation that waits.
 		panic("sesh: WAIT on a shared connection")
 	}
-	c.send("WAIT", s.replicas, s.waitMS)
+	c.Send("WAIT", s.replicas, s.waitMS)
 	return 1
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 var errClosed = errors.New("seshcluster: connection closed")
@@ -72,7 +73,7 @@ func newCall(cmd string, args []any) *call {
 	cl := &call{cmd: cmd, args: args, slot: -1}
 	if strings.EqualFold(cmd, "WAIT") {
 		cl.wait = true
-	} else if k, ok := keyOf(cmd, args); ok {
+	} else if k, ok := wire.KeyOf(cmd, args); ok {
 		cl.key, cl.slot = k, redisc.Slot(k)
 	}
 	return cl

@@ -1,4 +1,6 @@
 package seshcluster
 
+import "github.com/seshkit/sesh/internal/wire"
+
 // KeyOf exposes the key a command is routed by.
-var KeyOf = keyOf
+var KeyOf = wire.KeyOf

@@ -9,8 +9,8 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
 	"github.com/seshkit/sesh"
-	"github.com/seshkit/sesh/internal/testknob"
 	"github.com/seshkit/sesh/internal/topology"
+	"github.com/seshkit/sesh/internal/wire"
 	"github.com/seshkit/sesh/seshcluster"
 )
 
@@ -150,7 +150,7 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 // failover meets the lanes: Get shares them; Set and Die, which wait for a
 // replica, never do.
 func newShared(p sesh.Pool, o sesh.Options) (*sesh.Store, error) {
-	testknob.ShareAlways.Store(true)
-	defer testknob.ShareAlways.Store(false)
+	wire.ShareAlways.Store(true)
+	defer wire.ShareAlways.Store(false)
 	return sesh.New(p, o)
 }

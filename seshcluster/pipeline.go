@@ -52,14 +52,13 @@ package seshcluster
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // tooManyAttempts is what redisc.RetryConn returns when every attempt met
@@ -114,7 +113,7 @@ func (c *conn) batchEnd(calls []*call, i int) int {
 		return i + 1
 	}
 	n := c.bySlot[first.slot]
-	sameSlot, sameNode, scatter := true, n != nil, scatters(first.cmd)
+	sameSlot, sameNode, scatter := true, n != nil, wire.Scatters(first.cmd)
 	j := i + 1
 	for ; j < len(calls); j++ {
 		cl := calls[j]
@@ -129,16 +128,6 @@ func (c *conn) batchEnd(calls []*call, i int) int {
 		}
 	}
 	return j
-}
-
-// scatters reports whether consecutive commands named cmd may run on their
-// nodes at once, in any order: deletions, and reads of one key.
-func scatters(cmd string) bool {
-	switch strings.ToUpper(cmd) {
-	case "DEL", "GET", "PTTL", "TTL", "EXISTS":
-		return true
-	}
-	return false
 }
 
 // runBatch runs a batch in rounds until every command has a reply: each
@@ -305,7 +294,7 @@ func (c *conn) solo(cl *call) error {
 	v, err := retry.Do(cl.cmd, cl.args...)
 	var re redis.Error
 	switch {
-	case errors.As(err, &re) && (transient(re) || redisc.ParseRedir(re) != nil):
+	case errors.As(err, &re) && (wire.Transient(re) || isRedirect(re)):
 		rc.Close()
 		cl.reply, cl.err, cl.retry = re, nil, true
 		return nil
@@ -330,7 +319,7 @@ func (c *conn) settle(n *node, cl *call, v any, err error) error {
 		return c.fail(cl, err)
 	}
 	if err != nil {
-		if rd := redisc.ParseRedir(re); rd != nil {
+		if rd, ok := wire.ParseRedirect(re); ok {
 			if c.bySlot[cl.slot] == n {
 				delete(c.bySlot, cl.slot)
 			}
@@ -339,7 +328,7 @@ func (c *conn) settle(n *node, cl *call, v any, err error) error {
 			}
 			cl.reply, cl.err = re, nil
 			cl.redirects++
-			cl.ask = rd.Type == "ASK"
+			cl.ask = rd.Ask
 			if !cl.ask {
 				cl.movedTo = rd.Addr
 			}
@@ -350,7 +339,7 @@ func (c *conn) settle(n *node, cl *call, v any, err error) error {
 			}
 			return nil
 		}
-		if transient(re) {
+		if wire.Transient(re) {
 			cl.reply, cl.err, cl.retry = re, nil, true
 			return nil
 		}
@@ -453,45 +442,10 @@ func (c *conn) prune() {
 	c.nodes = kept
 }
 
-// keyOf returns the key a command is routed by: its first argument, as in
-// redisc, or the first key of a script or function call.
-func keyOf(cmd string, args []any) (string, bool) {
-	i := 0
-	switch strings.ToUpper(cmd) {
-	case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
-		if len(args) < 3 {
-			return "", false
-		}
-		if n, err := strconv.Atoi(argString(args[1])); err != nil || n < 1 {
-			return "", false
-		}
-		i = 2
-	}
-	if len(args) <= i {
-		return "", false
-	}
-	return argString(args[i]), true
-}
-
-func argString(a any) string {
-	switch a := a.(type) {
-	case string:
-		return a
-	case []byte:
-		return string(a)
-	default:
-		return fmt.Sprint(a)
-	}
-}
-
-// transient reports whether e says the command did not run, for a reason
-// that passes: a slot being moved, a failover, a node loading its data.
-func transient(e redis.Error) bool {
-	if redisc.IsTryAgain(e) {
-		return true
-	}
-	word, _, _ := strings.Cut(string(e), " ")
-	return word == "CLUSTERDOWN" || word == "LOADING"
+// isRedirect reports whether e is a MOVED or ASK reply.
+func isRedirect(e redis.Error) bool {
+	_, ok := wire.ParseRedirect(e)
+	return ok
 }
 
 // isDial reports whether err is a failure to connect, so nothing was sent.

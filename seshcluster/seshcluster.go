@@ -9,6 +9,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
 	"github.com/seshkit/sesh"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // Retry settings; see the package comment.
@@ -31,11 +32,13 @@ type pool struct {
 
 var _ sesh.Pool = (*pool)(nil)
 
-// sesh finds DoNotify by type assertion, to order a cleanup after what an
-// abandoned Do still runs.
-var _ interface {
-	DoNotify(settled chan struct{}, cmd string, args ...any) (any, error)
-} = (*conn)(nil)
+// sesh's lanes find these by type assertion: the Pool routes each call to
+// a lane of the master that serves its keys, and a connection's Do tells
+// when an abandoned Do can change nothing more.
+var (
+	_ wire.Router   = (*pool)(nil)
+	_ wire.Notifier = (*conn)(nil)
+)
 
 // New returns a Pool whose connections run commands on the cluster c,
 // following MOVED and ASK redirects. c must not be nil; New changes none of

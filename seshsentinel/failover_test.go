@@ -8,8 +8,8 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
-	"github.com/seshkit/sesh/internal/testknob"
 	"github.com/seshkit/sesh/internal/topology"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // acknowledge has the replica confirm every write made so far. Set does not
@@ -127,7 +127,7 @@ func TestFailoverKeepsRevocations(t *testing.T) {
 // failover meets the lanes: Get shares them; Set and Die, which wait for a
 // replica, never do.
 func newShared(p sesh.Pool, o sesh.Options) (*sesh.Store, error) {
-	testknob.ShareAlways.Store(true)
-	defer testknob.ShareAlways.Store(false)
+	wire.ShareAlways.Store(true)
+	defer wire.ShareAlways.Store(false)
 	return sesh.New(p, o)
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/seshkit/sesh"
-	"github.com/seshkit/sesh/internal/testknob"
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // Backend is a Redis to run the suite on.
@@ -51,7 +51,7 @@ type Backend struct {
 
 	// Pipelines, when set, is every Store's Options.Pipelines. Unless it is
 	// sesh.NoPipelining, the Stores share connections even for an operation
-	// alone in flight (internal/testknob), so that the suite's one-at-a-time
+	// alone in flight (wire.ShareAlways), so that the suite's one-at-a-time
 	// operations run on the shared path.
 	Pipelines int
 }
@@ -148,8 +148,8 @@ func newShared(p sesh.Pool, o sesh.Options) (*sesh.Store, error) {
 	}
 	knob.Lock()
 	defer knob.Unlock()
-	testknob.ShareAlways.Store(true)
-	defer testknob.ShareAlways.Store(false)
+	wire.ShareAlways.Store(true)
+	defer wire.ShareAlways.Store(false)
 	return sesh.New(p, o)
 }
 
