@@ -44,6 +44,3 @@ func (n *Node) Flushed()             { n.flushed() }
 func (n *Node) Invalidate(k []byte)  { n.invalidate(k) }
 func (n *Node) Unheard(epoch uint64) { n.unheard(epoch) }
 func (n *Node) Epoch() uint64        { return n.epoch() }
-
-// ParseMoved exposes the reading of a MOVED reply.
-var ParseMoved = parseMoved

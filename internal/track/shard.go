@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/seshkit/sesh/internal/wire"
 )
 
 // shardChannel picks, for a tracker on a Cluster master, a heartbeat
@@ -51,28 +52,11 @@ func (sc *shardChannel) subscribe(c Conn) (string, error) {
 		if !ok {
 			return "", err
 		}
-		slot, addr, ok := parseMoved(e)
-		if !ok {
+		rd, ok := wire.ParseRedirect(e)
+		if !ok || rd.Ask {
 			return "", fmt.Errorf("%w: %w", errNoClientTracking, e)
 		}
-		if slot >= 0 {
-			sc.route.Moved(slot, addr)
-		}
+		sc.route.Moved(rd.Slot, rd.Addr)
 	}
 	return "", fmt.Errorf("%w: %s serves no slot that SSUBSCRIBE found", errNotMaster, sc.addr)
-}
-
-// parseMoved reads a MOVED reply, "MOVED <slot> <addr>". It reports false
-// for any other reply, and slot -1 for a MOVED reply whose slot is not a
-// hash slot (0 to 16383).
-func parseMoved(e redis.Error) (slot int, addr string, ok bool) {
-	f := strings.Fields(string(e))
-	if len(f) != 3 || f[0] != "MOVED" {
-		return 0, "", false
-	}
-	slot, err := strconv.Atoi(f[1])
-	if err != nil || slot < 0 || slot >= 16384 {
-		return -1, f[2], true
-	}
-	return slot, f[2], true
 }
