@@ -99,7 +99,7 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 		s:        s,
 		entries:  newEntries(size),
 		maxStale: int64(maxStale),
-		slides:   s.sliding && s.restarts(),
+		slides:   s.sliding && s.ttl > 0,
 		ttl:      s.ttl * int64(time.Millisecond),
 		slack:    min(int64(maxStale), s.ttl*int64(time.Millisecond)/2),
 		base:     time.Now(),
@@ -279,26 +279,32 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 		return "", wrap(op, err)
 	}
 	defer conn.close()
-	deadline := c.slides // a deadline key bounds a restart of the TTL
-	conn.send("GET", key)
+	// A record's value and policy, its key's expiry, and with Sliding the
+	// server's clock, which turns the recorded deadline into the cache's.
+	conn.send("HMGET", key, "u", "i", "d")
 	conn.send("PTTL", key)
-	if deadline {
-		conn.send("PTTL", deadlineKey(key))
+	if c.slides {
+		conn.send("TIME")
 	}
-	rs, err := conn.pipe(2 + b2i(deadline))
+	rs, err := conn.pipe(2 + b2i(c.slides))
 	if err != nil {
 		return "", wrap(op, err)
+	}
+	if e, ok := rs[0].(redis.Error); ok && wrongType(e) {
+		// A session of the old layout: read it uncached.
+		return c.s.fetch(ctx, cd, key)
 	}
 	for _, r := range rs {
 		if e, ok := r.(redis.Error); ok {
 			return "", wrap(op, e)
 		}
 	}
-	if rs[0] == nil {
+	rec, _ := redis.Values(rs[0], nil)
+	if len(rec) != 3 || rec[0] == nil {
 		c.forget(key) // whatever is cached is dead
 		return "", ErrNotFound
 	}
-	val, err := redis.String(rs[0], nil)
+	val, err := redis.String(rec[0], nil)
 	if err != nil {
 		return "", wrap(op, err)
 	}
@@ -306,19 +312,23 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	if err != nil {
 		return "", wrap(op, err)
 	}
+	if c.s.sliding && !c.ownTTL(rec[1]) {
+		// A sliding Get restarts the session's own idle TTL, which the
+		// cache's refresh rule does not know: read it uncached.
+		return c.s.fetch(ctx, cd, key)
+	}
 	// On Cluster, what was not read from the master whose invalidations n
 	// hears is not cached: a slot that moved, or a round trip that left the
 	// lanes (none was open yet, or a redirect).
 	cacheable := c.route == nil || conn.addr == n.addr
 	e := &entry{key: key, userID: userID, cd: cd, node: n, epoch: epoch, exp: expires(now, rs[1]), dl: math.MaxInt64}
-	if deadline && (c.s.capped || rs[2] != int64(-2)) {
-		// Outside the capped mode, a token without a deadline key has none.
-		e.dl = expires(now, rs[2])
+	if c.slides && rec[2] != nil {
+		e.dl = deadlineAt(now, rec[2], rs[2])
 	}
 	switch {
 	case e.exp < now || e.dl < now:
-		// Gone between GET and PTTL, or a deadline key is missing.
-		if deadline {
+		// Gone between HMGET and PTTL, or a record that cannot be read.
+		if c.slides {
 			return c.s.fetch(ctx, cd, key)
 		}
 		return userID, nil
@@ -330,6 +340,29 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	e.token = strings.Clone(token) // the caller's string may hold a whole request
 	c.insert(e, b, seq)
 	return userID, nil
+}
+
+// ownTTL reports whether a record's idle TTL field is the one the cache
+// slides by: the Store's TTL, or none when the cache does not slide.
+func (c *cache) ownTTL(field any) bool {
+	if field == nil {
+		return !c.slides
+	}
+	ms, err := redis.Int64(field, nil)
+	return err == nil && c.slides && ms*int64(time.Millisecond) == c.ttl
+}
+
+// deadlineAt turns a record's deadline field, in ms on the server's clock,
+// into now() units, given the server's TIME reply read at now; in the past
+// for anything unexpected.
+func deadlineAt(now int64, field, clock any) int64 {
+	dl, err := redis.Int64(field, nil)
+	t, err2 := redis.Int64s(clock, nil)
+	if err != nil || err2 != nil || len(t) != 2 {
+		return math.MinInt64
+	}
+	srv := t[0]*1000 + t[1]/1000
+	return now + (dl-srv)*int64(time.Millisecond)
 }
 
 // expires turns a PTTL reply read at now into when the key expires: never
@@ -388,8 +421,8 @@ func (c *cache) kill(key string) *entry {
 	return e
 }
 
-// invalidate handles an invalidated key: a token key, or a deadline key that
-// stands for its token key. Other keys under the prefix (user indexes) are
+// invalidate handles an invalidated key: a token key, or a deadline key (of
+// a session written before records) that stands for its token key. Other keys under the prefix (user indexes) are
 // none of the cache's business.
 func (c *cache) invalidate(k []byte) {
 	p := c.s.prefix
