@@ -453,6 +453,7 @@ type rotation struct {
 	idle             int64     // the session's idle TTL in ms; 0 for none
 	deadline         int64     // absolute, in ms on the server's clock; -1 for none
 	inIndex          bool      // the session is in its user's index
+	unknown          bool      // an old-layout session: its index must say
 	tok, nkey, nval  string    // the new token, its key and stored value
 	oldIdx, newIdx   string    // the indexes of the old and the new token
 	indexed          []string  // the indexes that hold an entry of the new token
@@ -496,7 +497,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 
 // readOld reads the old token's user and policy, and draws the new token.
 func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
-	v, err := c.eval(read, key, deadlineKey(key), b2i(s.capped), s.maxAge, s.ttl, b2i(s.track))
+	v, err := c.eval(read, key, deadlineKey(key), b2i(s.capped), s.maxAge, s.ttl, 2*b2i(s.track)-1)
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +510,15 @@ func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
 	}
 	if r.userID, err = cd.open(key, r.val); err != nil {
 		return nil, err
+	}
+	if r.unknown {
+		// A session of the old layout read by a Store without TrackUsers:
+		// its user's index says whether another Store indexed it.
+		in, err := c.do("ZSCORE", s.indexKey(cd.indexID(r.userID, r.val)), s.member(key))
+		if err != nil {
+			return nil, err
+		}
+		r.inIndex = in != nil
 	}
 	if r.tok, r.nkey, err = s.newToken(); err != nil {
 		return nil, err
@@ -530,10 +540,10 @@ func (r *rotation) scan(v any) error {
 	idle, err1 := redis.Int64(vs[1], nil)
 	dl, err2 := redis.Int64(vs[2], nil)
 	in, err3 := redis.Int(vs[3], nil)
-	if err := errors.Join(err, err1, err2, err3); err != nil || idle < 0 || dl < -1 || dl == 0 {
+	if err := errors.Join(err, err1, err2, err3); err != nil || idle < 0 || dl < -1 || dl == 0 || in < -1 || in > 1 {
 		return fmt.Errorf("unexpected record: idle %s, deadline %s", shape(vs[1]), shape(vs[2]))
 	}
-	r.idle, r.deadline, r.inIndex = idle, dl, in == 1
+	r.idle, r.deadline, r.inIndex, r.unknown = idle, dl, in == 1, in == -1
 	return nil
 }
 

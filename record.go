@@ -152,12 +152,14 @@ if not live then return false end
 return v`)
 
 	// read reads a session for Rotate: {value, idle ms (0: none), deadline
-	// (-1: none), indexed (0 or 1)}, or false when it is not live. A
-	// session of the old layout is read with the Store's Options, as the
-	// old layout's Rotate read it.
+	// (-1: none), indexed (0 or 1; -1 for unknown)}, or false when it is
+	// not live. A session of the old layout is read with the Store's
+	// Options, as the old layout's Rotate read it; it is indexed when the
+	// Store tracks users, and unknown otherwise: its index says.
 	//
 	// KEYS: token, deadline key (old layout). ARGV: the Store's capped
-	// mode, MaxAge ms, idle ms and TrackUsers (1), for the old layout.
+	// mode, MaxAge ms, idle ms and TrackUsers (1, else -1), for the old
+	// layout.
 	read = newScript(2, typeOf+`
 if t == 'hash' then
   local r = redis.call('HMGET', KEYS[1], 'u', 'i', 'd', 'x')
