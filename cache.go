@@ -342,11 +342,11 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	return userID, nil
 }
 
-// ownTTL reports whether a record's idle TTL field is the one the cache
-// slides by: the Store's TTL, or none when the cache does not slide.
+// ownTTL reports whether a record's idle TTL field is one the cache can
+// slide by: none, or the Store's TTL when the cache slides.
 func (c *cache) ownTTL(field any) bool {
 	if field == nil {
-		return !c.slides
+		return true
 	}
 	ms, err := redis.Int64(field, nil)
 	return err == nil && c.slides && ms*int64(time.Millisecond) == c.ttl
@@ -422,8 +422,8 @@ func (c *cache) kill(key string) *entry {
 }
 
 // invalidate handles an invalidated key: a token key, or a deadline key (of
-// a session written before records) that stands for its token key. Other keys under the prefix (user indexes) are
-// none of the cache's business.
+// a session written before records) that stands for its token key. Other
+// keys under the prefix (user indexes) are none of the cache's business.
 func (c *cache) invalidate(k []byte) {
 	p := c.s.prefix
 	n := len(p) + tokenLen + 2

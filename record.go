@@ -192,22 +192,6 @@ end
 `+nowMS+`
 old[3] = string.format('%.0f', now + left)
 return old`)
-
-	// kill deletes every key of a session and returns its value when it is
-	// indexed, so that its index entry can go too; otherwise false.
-	//
-	// KEYS: token, deadline key (old layout). ARGV: the Store's TrackUsers
-	// ('1'), for the old layout.
-	kill = newScript(2, typeOf+`
-local v = false
-if t == 'hash' then
-  local r = redis.call('HMGET', KEYS[1], 'u', 'x')
-  if r[2] then v = r[1] end
-elseif t == 'string' and ARGV[1] == '1' then
-  v = redis.call('GET', KEYS[1])
-end
-redis.call('DEL', KEYS[1], KEYS[2])
-return v`)
 )
 
 // createSrc is create's body, which createNew shares.

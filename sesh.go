@@ -116,13 +116,17 @@ type Options struct {
 	// or braces.
 	Prefix string
 
-	// TTL is the idle lifetime set by Set and restored by Liv (and by Get
-	// when Sliding). When zero, 24 hours. Forever means no idle expiry.
+	// TTL is the idle lifetime of the sessions this Store creates, unless
+	// SetWith gives one its own. It is recorded with each session, and Liv
+	// (and Get when Sliding) restores the session's own, whichever Store
+	// runs them. When zero, 24 hours. Forever means no idle expiry.
 	TTL time.Duration
 
-	// MaxAge is the absolute lifetime of a token, counted from Set. Nothing
-	// extends a token past it, not Liv, Sliding or Rotate. When zero, there
-	// is no absolute limit.
+	// MaxAge is the absolute lifetime of the sessions this Store creates,
+	// counted from Set, unless SetWith gives one its own. The deadline is
+	// recorded with each session: nothing extends a token past it, not Liv,
+	// Sliding or Rotate, whichever Store runs them. When zero, there is no
+	// absolute limit.
 	MaxAge time.Duration
 
 	// Sliding makes Get also restart the idle TTL, in the same round trip.
@@ -132,8 +136,10 @@ type Options struct {
 	// A Rand that fails makes Set fail; there is no fallback.
 	Rand io.Reader
 
-	// TrackUsers keeps a per-user index so DieAll and Count work. It costs
-	// one extra write per Set, pipelined in the same round trip.
+	// TrackUsers keeps a per-user index so DieAll and Count work: the
+	// sessions this Store creates are indexed, and each records it, so
+	// that Rotate and Die by any Store keep the index true. It costs one
+	// extra write per Set, pipelined in the same round trip.
 	TrackUsers bool
 
 	// Replicas is how many replicas must acknowledge (WAIT) the deletions
@@ -200,9 +206,9 @@ type Options struct {
 type Store struct {
 	pool     Pool
 	prefix   string // Prefix + ":"
-	ttl      int64  // idle lifetime in ms; 0 means none
-	maxAge   int64  // absolute lifetime in ms; 0 means none
-	capped   bool   // idle TTL shorter than MaxAge: a token without its deadline key is ended
+	ttl      int64  // default idle lifetime in ms; 0 means none
+	maxAge   int64  // default absolute lifetime in ms; 0 means none
+	capped   bool   // idle TTL shorter than MaxAge: an old-layout token without its deadline key is ended
 	sliding  bool
 	track    bool
 	rand     io.Reader

@@ -326,13 +326,24 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 		return wrap(op, err)
 	}
 	defer c.close()
-	// kill names the user of an indexed session, so the entry can go too.
-	v, waited, err := s.killKey(&c, key)
+	// HMGET names the user of an indexed session, so the entry can go too;
+	// the DEL that follows ends it, whichever Store made it. A session of
+	// the old layout answers HMGET with WRONGTYPE: its entry, if any, is
+	// pruned later.
+	c.send("HMGET", key, "u", "x")
+	c.send("DEL", key, deadlineKey(key))
+	waits := s.sendWait(&c)
+	rs, err := c.pipe(2 + waits)
 	if err != nil {
 		return wrap(op, err)
 	}
-	if v != nil {
-		if val, err := redis.String(v, nil); err == nil {
+	for _, r := range rs[1:] {
+		if e, ok := r.(redis.Error); ok {
+			return wrap(op, e)
+		}
+	}
+	if rec, _ := redis.Values(rs[0], nil); len(rec) == 2 && rec[0] != nil && rec[1] != nil {
+		if val, err := redis.String(rec[0], nil); err == nil {
 			// An entry that cannot be named here is pruned later.
 			if userID, err := cd.open(key, val); err == nil {
 				if _, err := c.do("ZREM", s.indexKey(cd.indexID(userID, val)), s.member(key)); err != nil {
@@ -341,29 +352,10 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 			}
 		}
 	}
-	if waited != nil {
-		return wrap(op, s.waited(waited))
+	if waits > 0 {
+		return wrap(op, s.waited(rs[len(rs)-1]))
 	}
 	return nil
-}
-
-// killKey runs kill on key, and WAIT with Options.Replicas. It returns
-// kill's reply and WAIT's (nil without Replicas).
-func (s *Store) killKey(c *conn, key string) (v, waited any, err error) {
-	if s.replicas == 0 {
-		v, err = evalSrc(c, kill, key, deadlineKey(key), b2i(s.track))
-		return v, nil, err
-	}
-	c.sendEval(kill, key, deadlineKey(key), b2i(s.track))
-	s.sendWait(c)
-	rs, err := c.pipe(2)
-	if err != nil {
-		return nil, nil, err
-	}
-	if e, ok := rs[0].(redis.Error); ok {
-		return nil, nil, e
-	}
-	return rs[0], rs[1], nil
 }
 
 // sendWait queues a WAIT for Options.Replicas and returns how many replies
