@@ -59,7 +59,7 @@ func newCache(s *Store, size int, maxStale time.Duration) (*cache, error) {
 	}
 	c := &cache{
 		s:      s,
-		slides: s.sliding && s.restarts(),
+		slides: s.sliding && s.ttl > 0,
 		ttl:    s.ttl * int64(time.Millisecond),
 		slack:  min(int64(maxStale), s.ttl*int64(time.Millisecond)/2),
 	}
@@ -163,6 +163,9 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 		return c.s.fetch(ctx, cd, key) // tracking is down: no cache
 	}
 	e, addr, err := c.read(ctx, cd, key, now)
+	if errors.Is(err, errUncached) {
+		return c.s.fetch(ctx, cd, key)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -173,10 +176,16 @@ func (c *cache) fill(ctx context.Context, cd codec, token string, now int64) (st
 	return c.keep(ctx, cd, e, f, cacheable, token, now)
 }
 
-// read is a fill's round trip: GET, PTTL and, for Sliding, the deadline
-// key's PTTL. It returns the entry read at now, and the master that
-// answered when a lane says. A key that is gone is forgotten, and
-// ErrNotFound.
+// errUncached says that a fill read a session the cache cannot hold: one
+// of the old layout, or, with Sliding, a record whose idle TTL is not the
+// Store's, which the cache's refresh rule does not know.
+var errUncached = errors.New("sesh: a session the cache cannot hold")
+
+// read is a fill's round trip: the record's value and policy, its key's
+// PTTL and, with Sliding, the server's clock, which turns the recorded
+// deadline into the cache's. It returns the entry read at now, and the
+// master that answered when a lane says. A key that is gone is forgotten,
+// and ErrNotFound; a session the cache cannot hold is errUncached.
 func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*track.Entry, string, error) {
 	const op = "get"
 	// On Cluster, through a lane, which says which master answered.
@@ -185,26 +194,29 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 		return nil, "", wrap(op, err)
 	}
 	defer conn.Close()
-	deadline := c.slides // a deadline key bounds a restart of the TTL
-	conn.Send("GET", key)
+	conn.Send("HMGET", key, "u", "i", "d")
 	conn.Send("PTTL", key)
-	if deadline {
-		conn.Send("PTTL", deadlineKey(key))
+	if c.slides {
+		conn.Send("TIME")
 	}
-	rs, err := conn.Pipe(2 + b2i(deadline))
+	rs, err := conn.Pipe(2 + b2i(c.slides))
 	if err != nil {
 		return nil, "", wrap(op, err)
+	}
+	if e, ok := rs[0].(redis.Error); ok && wrongType(e) {
+		return nil, "", errUncached
 	}
 	for _, r := range rs {
 		if e, ok := r.(redis.Error); ok {
 			return nil, "", wrap(op, e)
 		}
 	}
-	if rs[0] == nil {
+	rec, _ := redis.Values(rs[0], nil)
+	if len(rec) != 3 || rec[0] == nil {
 		c.t.Forget(key) // whatever is cached is dead
 		return nil, "", ErrNotFound
 	}
-	val, err := redis.String(rs[0], nil)
+	val, err := redis.String(rec[0], nil)
 	if err != nil {
 		return nil, "", wrap(op, err)
 	}
@@ -212,12 +224,37 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 	if err != nil {
 		return nil, "", wrap(op, err)
 	}
+	if c.s.sliding && !c.ownTTL(rec[1]) {
+		return nil, "", errUncached
+	}
 	e := &track.Entry{Key: key, UserID: userID, Opener: cd, Expiry: track.Expires(now, rs[1]), Deadline: math.MaxInt64}
-	if deadline && (c.s.capped || rs[2] != int64(-2)) {
-		// Outside the capped mode, a token without a deadline key has none.
-		e.Deadline = track.Expires(now, rs[2])
+	if c.slides && rec[2] != nil {
+		e.Deadline = deadlineAt(now, rec[2], rs[2])
 	}
 	return e, conn.Addr(), nil
+}
+
+// ownTTL reports whether a record's idle TTL field is one the cache can
+// slide by: none, or the Store's TTL when the cache slides.
+func (c *cache) ownTTL(field any) bool {
+	if field == nil {
+		return true
+	}
+	ms, err := redis.Int64(field, nil)
+	return err == nil && c.slides && ms*int64(time.Millisecond) == c.ttl
+}
+
+// deadlineAt turns a record's deadline field, in ms on the server's clock,
+// into the cache's clock, given the server's TIME reply read at now; in the
+// past for anything unexpected.
+func deadlineAt(now int64, field, clock any) int64 {
+	dl, err := redis.Int64(field, nil)
+	t, err2 := redis.Int64s(clock, nil)
+	if err != nil || err2 != nil || len(t) != 2 {
+		return math.MinInt64
+	}
+	srv := t[0]*1000 + t[1]/1000
+	return now + (dl-srv)*int64(time.Millisecond)
 }
 
 // keep ends fill f with e, read at now: it returns e's user ID, and caches
@@ -227,7 +264,7 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 func (c *cache) keep(ctx context.Context, cd codec, e *track.Entry, f track.Fill, cacheable bool, token string, now int64) (string, error) {
 	switch {
 	case e.Expiry < now || e.Deadline < now:
-		// Gone between GET and PTTL, or a deadline key is missing.
+		// Gone between HMGET and PTTL, or a record that cannot be read.
 		if c.slides {
 			return c.s.fetch(ctx, cd, e.Key)
 		}

@@ -117,7 +117,7 @@ var (
 
 func (c watchedConn) see(cmd string, args []any) error {
 	switch strings.ToUpper(cmd) {
-	case "GET", "GETEX", "EVAL", "EVALSHA":
+	case "GET", "GETEX", "HGET", "HMGET", "EVAL", "EVALSHA":
 		c.w.reads.Add(1)
 		if c.w.noEval.Load() && strings.HasPrefix(strings.ToUpper(cmd), "EVAL") {
 			return errRefusedEval
@@ -371,7 +371,7 @@ func TestCacheOff(t *testing.T) {
 		o    sesh.Options
 		want []string
 	}{
-		{"a Get is one GET", sesh.Options{}, []string{"GET"}},
+		{"a Get is one HGET", sesh.Options{}, []string{"HGET"}},
 		// A script, not GETEX: another Store's deadline key caps the restart.
 		{"a sliding Get is one script", sesh.Options{Sliding: true}, []string{"EVALSHA"}},
 		{"a sliding Get under MaxAge is one script", sesh.Options{Sliding: true, MaxAge: 48 * time.Hour}, []string{"EVALSHA"}},
@@ -1229,7 +1229,7 @@ func BenchmarkCachedGet(b *testing.B) {
 		{"redigo", func(i int) error {
 			c := p.Get()
 			defer c.Close()
-			_, err := redis.String(c.Do("GET", keys[i%len(keys)]))
+			_, err := redis.String(c.Do("HGET", keys[i%len(keys)], "u"))
 			return err
 		}},
 		{"uncached", func(i int) error { _, err := plain.Get(ctx, toks[i%len(toks)]); return err }},

@@ -191,7 +191,12 @@ func mac(key []byte, msg string) []byte {
 
 // Set issues a new token for userID, storing it sealed. See Store.Set.
 func (c *Crypt) Set(ctx context.Context, userID string) (string, error) {
-	return c.s.runSet(ctx, c, userID)
+	return c.s.runSet(ctx, c, userID, Policy{})
+}
+
+// SetWith is Set with a policy of the session's own. See Store.SetWith.
+func (c *Crypt) SetWith(ctx context.Context, userID string, p Policy) (string, error) {
+	return c.s.runSet(ctx, c, userID, p)
 }
 
 // Get returns the user ID of a live token. See Store.Get. A stored value

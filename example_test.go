@@ -67,6 +67,30 @@ func ExampleStore_Liv() {
 }
 
 // Log out everywhere, for example after a password change.
+// "Remember me": one session lives 30 days beside the Store's 12-hour
+// ones. Its policy is recorded with it, so any Store, whatever its own
+// Options, keeps it to 30 days and never stretches a 12-hour one.
+func ExampleStore_SetWith() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TTL: time.Hour, MaxAge: 12 * time.Hour})
+	day, _ := s.Set(ctx, "alice")
+	remembered, _ := s.SetWith(ctx, "alice", sesh.Policy{TTL: 7 * 24 * time.Hour, MaxAge: 30 * 24 * time.Hour})
+
+	// A Store with other Options, such as the sesh command's defaults.
+	other, _ := sesh.New(pool, sesh.Options{TTL: 24 * time.Hour})
+	fmt.Println(other.Liv(ctx, day))        // back to 1 hour, not 24
+	fmt.Println(other.Liv(ctx, remembered)) // back to 7 days, never past 30
+	_, err := s.SetWith(ctx, "alice", sesh.Policy{TTL: -time.Hour})
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// <nil>
+	// sesh: set: policy TTL -1h0m0s is negative and not Forever
+}
+
 func ExampleStore_DieAll() {
 	pool, stop := embedded()
 	defer stop()

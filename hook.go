@@ -89,8 +89,8 @@ func (s *Store) trips(ctx context.Context) *atomic.Int32 {
 
 // The operations, as run calls them.
 
-func (s *Store) runSet(ctx context.Context, cd codec, userID string) (string, error) {
-	return run(s, ctx, opSet, func(ctx context.Context) (string, error) { return s.set(ctx, cd, userID) })
+func (s *Store) runSet(ctx context.Context, cd codec, userID string, p Policy) (string, error) {
+	return run(s, ctx, opSet, func(ctx context.Context) (string, error) { return s.set(ctx, cd, userID, p) })
 }
 
 func (s *Store) runGet(ctx context.Context, cd codec, token string) (string, error) {

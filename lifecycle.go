@@ -113,13 +113,6 @@ redis.call('DEL', KEYS[2])
 if redis.call('DEL', KEYS[1]) == 1 then return 1 end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
 return 0`)
-
-	// createNew is create for Rotate's new token, which it does not write
-	// (returning -1) under a mark of end.
-	//
-	// KEYS: token, deadline, mark. ARGV: as create's.
-	createNew = newScript(3, `
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end`+create.Src())
 )
 
 // endedKey names the mark that end leaves for a token it did not find.
@@ -200,8 +193,9 @@ func (s *Store) Count(ctx context.Context, userID string) (int, error) {
 }
 
 // Rotate issues a new token for the user of token and ends token. The new
-// token keeps the old one's absolute deadline (MaxAge), so rotation never
-// extends a session; its idle TTL starts afresh. Of many concurrent Rotate
+// token keeps the old one's policy: its absolute deadline (MaxAge), so
+// rotation never extends a session, its own idle TTL, which starts afresh,
+// and its place in its user's index, whatever this Store's Options. Of many concurrent Rotate
 // calls on one token, exactly one succeeds; the others get ErrNotFound.
 //
 // With Options.Replicas, an ErrNotReplicated error comes with the new
@@ -212,15 +206,17 @@ func (s *Store) Rotate(ctx context.Context, token string) (string, error) {
 }
 
 // sendRegister queues register of member in idx, for a token that expires
-// in px ms (0: never) and whose deadline is dl (-1: none, 0: MaxAge from
+// in px ms (0: never) and whose deadline is dl (-1: none, 0: maxAge ms from
 // now, else ms since the epoch on the server's clock); must, when not "",
 // is the member that has to be present.
-func (s *Store) sendRegister(c *conn, idx, member string, px, dl int64, must string) {
+func (s *Store) sendRegister(c *conn, idx, member string, px, dl, maxAge int64, must string) {
 	if s.maxAge == 0 {
-		// This Store's tokens may live forever: so must the index.
+		// Without MaxAge, this Store may index tokens that live forever, and
+		// Redis's maxmemory-policy was checked for an index without expiry
+		// only: its indexes keep none, whatever a session's own deadline.
 		dl = -1
 	}
-	c.SendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), s.maxAge)
+	c.SendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), maxAge)
 }
 
 // registered reads register's reply: whether the member was added, which
@@ -454,7 +450,10 @@ func (s *Store) count(ctx context.Context, cd codec, userID string) (int, error)
 // issues.
 type rotation struct {
 	key, val, userID string    // the old token's key, stored value and user
+	idle             int64     // the session's idle TTL in ms; 0 for none
 	deadline         int64     // absolute, in ms on the server's clock; -1 for none
+	inIndex          bool      // the session is in its user's index
+	unknown          bool      // an old-layout session: its index must say
 	tok, nkey, nval  string    // the new token, its key and stored value
 	oldIdx, newIdx   string    // the indexes of the old and the new token
 	indexed          []string  // the indexes that hold an entry of the new token
@@ -477,7 +476,7 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	if err != nil {
 		return "", wrap(op, err)
 	}
-	if s.track {
+	if r.inIndex {
 		if err := s.indexNew(ctx, &c, cd, r); err != nil {
 			return "", wrap(op, errors.Join(err, s.undoRotate(ctx, &c, r, false, err)))
 		}
@@ -496,29 +495,30 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	return "", wrap(op, errors.Join(err, s.undoRotate(ctx, &c, r, true, err)))
 }
 
-// readOld reads the old token's user and absolute deadline, and draws the
-// new token.
+// readOld reads the old token's user and policy, and draws the new token.
 func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
-	v, err := c.Eval(deadline, key, deadlineKey(key), b2i(s.capped), s.maxAge)
+	v, err := c.Eval(read, key, deadlineKey(key), b2i(s.capped), s.maxAge, s.ttl, 2*b2i(s.track)-1)
 	if err != nil {
 		return nil, err
 	}
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	vs, err := redis.Values(v, nil)
-	if err != nil || len(vs) != 2 {
-		return nil, fmt.Errorf("unexpected deadline reply, %s", shape(v))
-	}
 	r := &rotation{key: key}
-	if r.val, err = redis.String(vs[0], nil); err != nil {
-		return nil, err
-	}
-	if r.deadline, err = redis.Int64(vs[1], nil); err != nil {
+	if err := r.scan(v); err != nil {
 		return nil, err
 	}
 	if r.userID, err = cd.open(key, r.val); err != nil {
 		return nil, err
+	}
+	if r.unknown {
+		// A session of the old layout read by a Store without TrackUsers:
+		// its user's index says whether another Store indexed it.
+		in, err := c.Do("ZSCORE", s.indexKey(cd.indexID(r.userID, r.val)), s.member(key))
+		if err != nil {
+			return nil, err
+		}
+		r.inIndex = in != nil
 	}
 	if r.tok, r.nkey, err = s.newToken(); err != nil {
 		return nil, err
@@ -527,6 +527,24 @@ func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// scan reads read's reply into r. The reply is read back from Redis: a
+// record someone else wrote is input, checked like a request.
+func (r *rotation) scan(v any) error {
+	vs, err := redis.Values(v, nil)
+	if err != nil || len(vs) != 4 {
+		return fmt.Errorf("unexpected read reply, %s", shape(v))
+	}
+	r.val, err = redis.String(vs[0], nil)
+	idle, err1 := redis.Int64(vs[1], nil)
+	dl, err2 := redis.Int64(vs[2], nil)
+	in, err3 := redis.Int(vs[3], nil)
+	if err := errors.Join(err, err1, err2, err3); err != nil || idle < 0 || dl < -1 || dl == 0 || in < -1 || in > 1 {
+		return fmt.Errorf("unexpected record: idle %s, deadline %s", shape(vs[1]), shape(vs[2]))
+	}
+	r.idle, r.deadline, r.inIndex, r.unknown = idle, dl, in == 1, in == -1
+	return nil
 }
 
 // indexNew indexes the new token beside the old one, but only while the old
@@ -539,12 +557,12 @@ func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
 func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) error {
 	r.oldIdx = s.indexKey(cd.indexID(r.userID, r.val))
 	r.newIdx = s.indexKey(cd.indexID(r.userID, r.nval))
-	px := s.px(s.maxAge)
+	px := r.idle
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		r.registered = time.Now()
-		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, r.deadline, s.member(r.key))
+		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, r.deadline, 0, s.member(r.key))
 		if r.newIdx != r.oldIdx {
-			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, r.deadline, "")
+			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, r.deadline, 0, "")
 		}
 		rs, err := c.Pipe(1 + b2i(r.newIdx != r.oldIdx))
 		if err != nil {
@@ -582,16 +600,16 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 	}
 }
 
-// swap creates the new token with the old one's deadline, then ends the old
+// swap creates the new token with the old one's policy, then ends the old
 // one. The old token's DEL decides which of concurrent rotations wins; a
 // DieAll that ended it first wins over all of them. It returns ErrNotFound
 // when the old token was ended first or its deadline has passed.
 func (s *Store) swap(c *conn, r *rotation) error {
-	c.SendEval(createNew, r.nkey, deadlineKey(r.nkey), endedKey(r.nkey), r.nval, s.ttl, r.deadline, s.maxAge)
+	c.SendEval(createNew, r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, 0, b2i(r.inIndex))
 	c.Send("DEL", r.key) // alone, so its reply says whether this call ended it
 	c.Send("DEL", deadlineKey(r.key))
 	writes := 3
-	if s.track {
+	if r.inIndex {
 		c.Send("ZREM", r.oldIdx, s.member(r.key))
 		writes++
 		if r.newIdx != r.oldIdx {

@@ -61,8 +61,9 @@ func TestReplyNotInError(t *testing.T) {
 		{
 			name: "Rotate's read of the old token",
 			rewrite: func(v any) any {
-				// The deadline script's {value, deadline}, with one more element.
-				if vs, ok := v.([]any); ok && len(vs) == 2 && fmt.Sprint(vs[0]) == fmt.Sprint([]byte(user)) {
+				// The read script's {value, idle, deadline, indexed}, with one
+				// more element.
+				if vs, ok := v.([]any); ok && len(vs) == 4 && fmt.Sprint(vs[0]) == fmt.Sprint([]byte(user)) {
 					return append(vs, vs[1])
 				}
 				return v
@@ -71,7 +72,7 @@ func TestReplyNotInError(t *testing.T) {
 				_, err := s.Rotate(ctx, tok)
 				return err
 			},
-			shape: "an array of 3",
+			shape: "an array of 5",
 		},
 		{
 			name: "Set's index entry",

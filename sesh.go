@@ -10,9 +10,12 @@
 //
 // Tokens never reach Redis. Each is stored under a key derived from the
 // SHA-256 of its 32 random bytes, so a dump, a replica, a MONITOR stream or a
-// backup of Redis holds no usable token. Set is a single atomic
-// SET key userID NX PX ttl (or, with MaxAge, one script that also writes
-// the absolute deadline), so no crash can leave a key without its expiry.
+// backup of Redis holds no usable token. A session is one Redis hash at its
+// token's key, holding the user ID (`HGET key u` shows it) and the
+// session's own policy: its idle TTL, its absolute deadline and whether it
+// is indexed. Set writes it in one atomic script with the key's expiry, so
+// no crash can leave a key without its expiry, and every Store honours the
+// policy it finds there ([Store.SetWith]).
 // A malformed token is rejected with [ErrNotFound] before any round trip.
 //
 // # Lifecycle
@@ -114,13 +117,17 @@ type Options struct {
 	// or braces.
 	Prefix string
 
-	// TTL is the idle lifetime set by Set and restored by Liv (and by Get
-	// when Sliding). When zero, 24 hours. Forever means no idle expiry.
+	// TTL is the idle lifetime of the sessions this Store creates, unless
+	// SetWith gives one its own. It is recorded with each session, and Liv
+	// (and Get when Sliding) restores the session's own, whichever Store
+	// runs them. When zero, 24 hours. Forever means no idle expiry.
 	TTL time.Duration
 
-	// MaxAge is the absolute lifetime of a token, counted from Set. Nothing
-	// extends a token past it, not Liv, Sliding or Rotate. When zero, there
-	// is no absolute limit.
+	// MaxAge is the absolute lifetime of the sessions this Store creates,
+	// counted from Set, unless SetWith gives one its own. The deadline is
+	// recorded with each session: nothing extends a token past it, not Liv,
+	// Sliding or Rotate, whichever Store runs them. When zero, there is no
+	// absolute limit.
 	MaxAge time.Duration
 
 	// Sliding makes Get also restart the idle TTL, in the same round trip.
@@ -130,8 +137,10 @@ type Options struct {
 	// A Rand that fails makes Set fail; there is no fallback.
 	Rand io.Reader
 
-	// TrackUsers keeps a per-user index so DieAll and Count work. It costs
-	// one extra write per Set, pipelined in the same round trip.
+	// TrackUsers keeps a per-user index so DieAll and Count work: the
+	// sessions this Store creates are indexed, and each records it, so
+	// that Rotate and Die by any Store keep the index true. It costs one
+	// extra write per Set, pipelined in the same round trip.
 	TrackUsers bool
 
 	// Replicas is how many replicas must acknowledge (WAIT) the deletions
@@ -198,9 +207,9 @@ type Options struct {
 type Store struct {
 	pool     Pool
 	prefix   string // Prefix + ":"
-	ttl      int64  // idle lifetime in ms; 0 means none
-	maxAge   int64  // absolute lifetime in ms; 0 means none
-	capped   bool   // idle TTL shorter than MaxAge: a token without its deadline key is ended
+	ttl      int64  // default idle lifetime in ms; 0 means none
+	maxAge   int64  // default absolute lifetime in ms; 0 means none
+	capped   bool   // idle TTL shorter than MaxAge: an old-layout token without its deadline key is ended
 	sliding  bool
 	track    bool
 	rand     io.Reader
@@ -364,28 +373,44 @@ func (o Options) withDefaults() (Options, error) {
 
 // Set issues a new token for userID and returns it. The token lives for the
 // idle TTL, and at most MaxAge. userID must be 1 to 1024 bytes, or Set
-// returns ErrInvalidUser; it is stored as it is.
+// returns ErrInvalidUser; it is stored as it is. Set records the Store's
+// Options with the session as its policy; see SetWith.
 func (s *Store) Set(ctx context.Context, userID string) (string, error) {
-	return s.runSet(ctx, plain{}, userID)
+	return s.runSet(ctx, plain{}, userID, Policy{})
+}
+
+// SetWith is Set with a policy of the session's own, such as a longer
+// MaxAge for "remember me" or a short idle TTL for an administrator. Zero
+// fields of p take the Store's Options, so SetWith(ctx, userID, Policy{})
+// is Set. The policy is recorded with the session in Redis: Liv, a sliding
+// Get and Rotate honour it whichever Store, Crypt or sesh command runs
+// them, and Rotate carries it to the new token. Whether the session is in
+// its user's index is Options.TrackUsers of the Store that runs SetWith.
+// It returns an error naming the field, before any round trip, for a
+// negative field (TTL other than Forever) or one below 1ms.
+func (s *Store) SetWith(ctx context.Context, userID string, p Policy) (string, error) {
+	return s.runSet(ctx, plain{}, userID, p)
 }
 
 // Get returns the user ID of a live token, or ErrNotFound. With Sliding it
-// also restarts the token's idle TTL, capped at MaxAge, in the same round
-// trip.
+// also restarts the token's idle TTL, capped at its MaxAge, in the same
+// round trip: the session's own TTL and deadline, as Liv does.
 func (s *Store) Get(ctx context.Context, token string) (string, error) {
 	return s.runGet(ctx, plain{}, token)
 }
 
 // Liv restarts a live token's idle TTL, capped at its MaxAge, in one round
-// trip. It returns ErrNotFound when the token is gone, and never brings an
-// ended token back. With TTL Forever it only reports whether the token is
-// live.
+// trip. The TTL and the deadline are the session's own, recorded at Set,
+// whatever this Store's Options. It returns ErrNotFound when the token is
+// gone, and never brings an ended token back. For a session without an idle
+// TTL it only reports whether the token is live.
 func (s *Store) Liv(ctx context.Context, token string) error {
 	return s.runLiv(ctx, token)
 }
 
-// Die ends a token. It returns nil when the token was already gone, and
-// ErrNotFound only for a malformed token.
+// Die ends a token: it deletes every key of the session and its index
+// entry, whatever this Store's Options. It returns nil when the token was
+// already gone, and ErrNotFound only for a malformed token.
 func (s *Store) Die(ctx context.Context, token string) error {
 	return s.runDie(ctx, plain{}, token)
 }

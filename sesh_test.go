@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,15 +54,32 @@ func realPool(t testing.TB) *redis.Pool {
 	return p
 }
 
+// stepClock returns an Advance for mr that moves its key TTLs
+// (FastForward) and its TIME (SetTime) together by exactly d, then lets d
+// pass on the wall clock too, for what the suite times there. A session's
+// deadline, recorded on TIME, and its key's expiry then never drift apart,
+// however slow the test machine.
+func stepClock(mr *miniredis.Miniredis) func(*testing.T, time.Duration) {
+	var mu sync.Mutex
+	now := time.Now()
+	mr.SetTime(now)
+	return func(t *testing.T, d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mr.SetTime(now)
+		mr.FastForward(d)
+		mu.Unlock()
+		time.Sleep(d)
+	}
+}
+
 func TestStore(t *testing.T) {
 	t.Run("miniredis", func(t *testing.T) {
 		mr, p := miniPool(t)
 		storetest.Run(t, storetest.Backend{
-			Name: "miniredis",
-			Pool: p,
-			// miniredis's clock moves only when told; the index's scores
-			// follow the wall clock, so both move.
-			Advance: func(t *testing.T, d time.Duration) { mr.FastForward(d); time.Sleep(d) },
+			Name:    "miniredis",
+			Pool:    p,
+			Advance: stepClock(mr),
 			Unit:    40 * time.Millisecond,
 			Serial:  true,
 		})
@@ -83,7 +101,7 @@ func TestStore(t *testing.T) {
 		storetest.Run(t, storetest.Backend{
 			Name:      "miniredis/nobatch",
 			Pool:      p,
-			Advance:   func(t *testing.T, d time.Duration) { mr.FastForward(d); time.Sleep(d) },
+			Advance:   stepClock(mr),
 			Unit:      40 * time.Millisecond,
 			Serial:    true,
 			Pipelines: sesh.NoPipelining,

@@ -9,6 +9,21 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
+// evalSrc runs sc with its source, in one round trip even on a server
+// that has not met it yet: for an operation whose one round trip matters
+// more than the bytes of its script.
+func evalSrc(c *conn, sc *script, keysAndArgs ...any) (any, error) {
+	c.SendEval(sc, keysAndArgs...)
+	rs, err := c.Pipe(1)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := rs[0].(redis.Error); ok {
+		return nil, e
+	}
+	return rs[0], nil
+}
+
 // nowMS is Lua that sets now to the server's wall clock in ms. It is read
 // once, when a deadline is first set; from then on the deadline is carried
 // as that absolute time, never as a remaining life, so no gap between round
@@ -18,136 +33,27 @@ const nowMS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// Scripts for tokens with a deadline. Whenever MaxAge is set, a deadline key
-// (same hash slot) holds the token's absolute deadline, in ms since the
-// epoch, and expires at it (PXAT). Whatever restarts an idle TTL consults
-// it, whatever the caller's Options, so no Store can extend a token past
-// the deadline its Set gave it. In the capped mode, where the idle TTL is
-// shorter than MaxAge, a token key found without its deadline key predates
-// MaxAge and cannot prove its age, so it is ended; elsewhere a token without
-// one has no deadline.
-var (
-	// create creates a token key that lives idle ms (0: no idle expiry),
-	// and with a deadline (ARGV[3] > 0, or now + MaxAge when 0) writes the
-	// deadline key and caps the token at it. It returns 1, 0 when the key
-	// exists, and -1 when the deadline has passed.
-	//
-	// KEYS: token, deadline. ARGV: value, idle ms, deadline (-1: none), MaxAge ms.
-	create = newScript(2, `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local px, dl = tonumber(ARGV[2]), tonumber(ARGV[3])
-if dl == 0 then
-  `+nowMS+`
-  dl = now + tonumber(ARGV[4])
-end
-if dl > 0 then
-  local at = string.format('%.0f', dl)
-  redis.call('SET', KEYS[2], at, 'PXAT', at)
-  local left = redis.call('PTTL', KEYS[2])
-  if left <= 0 then
-    redis.call('DEL', KEYS[2])
-    return -1
-  end
-  if px == 0 or left < px then px = left end
-end
-if px > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
-else redis.call('SET', KEYS[1], ARGV[1]) end
-return 1`)
-
-	// deadline reads a token for Rotate: its value and its absolute
-	// deadline (-1: none), or nil when it is not live.
-	//
-	// KEYS: token, deadline. ARGV: strict ('1' in capped mode), MaxAge ms.
-	deadline = newScript(2, `
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local left = redis.call('PTTL', KEYS[2])
-if left >= 0 then
-  if left == 0 then return false end
-  local dl = tonumber(redis.call('GET', KEYS[2]))
-  if dl and dl > 1 then return {v, string.format('%.0f', dl)} end
-  -- A deadline key from before sesh wrote the deadline into it.
-else
-  if ARGV[1] == '1' then return false end
-  if tonumber(ARGV[2]) == 0 then return {v, -1} end
-  -- Set before deadline keys were written whenever MaxAge is set: the
-  -- token's own expiry is its deadline.
-  left = redis.call('PTTL', KEYS[1])
-  if left == -1 then left = tonumber(ARGV[2]) end
-  if left <= 0 then return false end
-end
-`+nowMS+`
-return {v, string.format('%.0f', now + left)}`)
-
-	// restart restarts a token's idle TTL, capped by its deadline key.
-	//
-	// KEYS: token, deadline. ARGV: idle ms, strict ('1' in capped mode).
-	restart = newScript(2, `
-local t = tonumber(ARGV[1])
-local d = redis.call('PTTL', KEYS[2])
-if d >= 0 then
-  if d == 0 then redis.call('DEL', KEYS[1]) return 0 end
-  if d < t then t = d end
-elseif ARGV[2] == '1' then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-return redis.call('PEXPIRE', KEYS[1], t)`)
-
-	// getRestart is GET and restart in one.
-	//
-	// KEYS: token, deadline. ARGV: idle ms, strict ('1' in capped mode).
-	getRestart = newScript(2, `
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local t = tonumber(ARGV[1])
-local d = redis.call('PTTL', KEYS[2])
-if d >= 0 then
-  if d == 0 then redis.call('DEL', KEYS[1]) return false end
-  if d < t then t = d end
-elseif ARGV[2] == '1' then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-redis.call('PEXPIRE', KEYS[1], t)
-return v`)
-)
-
-// px is how long a new token's key lives, given left ms of absolute life.
-// Zero means no expiry.
-func (s *Store) px(left int64) int64 {
-	switch {
-	case s.maxAge > 0 && s.ttl > 0:
-		return min(s.ttl, left)
-	case s.maxAge > 0:
-		return left
-	default:
-		return s.ttl
+// setArgs are create's keys and arguments for a new session of key holding
+// val, under policy p; indexed records its index entry.
+func setArgs(key, val string, p policy, indexed bool) []any {
+	dl := int64(-1)
+	if p.maxAge > 0 {
+		dl = 0
 	}
+	return []any{key, val, p.ttl, dl, p.maxAge, b2i(indexed)}
 }
 
-// setCmd is the command that creates a token key holding val: one
-// SET NX PX, or with MaxAge one script (sent with its source, so a pipeline
-// never meets NOSCRIPT) that also writes the deadline key.
-func (s *Store) setCmd(key, val string) (string, []any) {
-	switch {
-	case s.maxAge > 0:
-		return "EVAL", create.EvalArgs(key, deadlineKey(key), val, s.ttl, 0, s.maxAge)
-	case s.ttl > 0:
-		return "SET", []any{key, val, "NX", "PX", s.ttl}
-	default:
-		return "SET", []any{key, val, "NX"}
-	}
-}
+// created reports whether a reply to create created the key.
+func created(r any) bool { return r == int64(1) }
 
-// created reports whether a reply to setCmd's command or to create created
-// the key.
-func created(r any) bool { return r == int64(1) || r == "OK" }
-
-func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error) {
+func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (string, error) {
 	const op = "set"
 	if err := checkUserID(op, userID); err != nil {
 		return "", err
+	}
+	p, err := s.policy(pp)
+	if err != nil {
+		return "", wrap(op, err)
 	}
 	c, err := s.take(ctx, !s.track || s.replicas == 0, false)
 	if err != nil {
@@ -163,7 +69,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 		if err != nil {
 			return "", wrap(op, err)
 		}
-		ok, err := s.create(ctx, &c, cd, userID, key, val)
+		ok, err := s.create(ctx, &c, cd, userID, key, val, p)
 		if err != nil {
 			return "", wrap(op, err)
 		}
@@ -176,18 +82,18 @@ func (s *Store) set(ctx context.Context, cd codec, userID string) (string, error
 
 // create writes a new token key, indexing it first when tracking users, and
 // reports false when the key already existed.
-func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val string) (bool, error) {
-	cmd, args := s.setCmd(key, val)
+func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val string, p policy) (bool, error) {
+	args := setArgs(key, val, p, s.track)
 	if !s.track {
-		r, err := c.Do(cmd, args...)
+		r, err := evalSrc(c, create, args...)
 		return created(r), err
 	}
 	// The index entry goes first, in the same round trip: a crash between
 	// the two leaves a harmless dangling entry, never an unindexed token.
 	idx := s.indexKey(cd.indexID(userID, ""))
 	member := s.member(key)
-	s.sendRegister(c, idx, member, s.px(s.maxAge), 0, "")
-	c.Send(cmd, args...)
+	s.sendRegister(c, idx, member, p.px(), 0, p.maxAge, "")
+	c.SendEval(create, args...)
 	// With Replicas, the entry must be on the replicas before the token is
 	// handed out: a failover that lost the entry but kept the token (on
 	// Cluster they live on different masters) would hide it from DieAll.
@@ -328,8 +234,18 @@ func b2i(b bool) int {
 }
 
 // restarts reports whether the idle TTL can be restarted: there is one, and
-// it is shorter than MaxAge.
+// it is shorter than MaxAge. It is the old layout's rule, by this Store's
+// Options; a record carries its own.
 func (s *Store) restarts() bool { return s.ttl > 0 && (s.maxAge == 0 || s.capped) }
+
+// legacyTTL is the idle TTL a restart gives a session of the old layout, as
+// this Store's Options gave it then: 0 for none.
+func (s *Store) legacyTTL() int64 {
+	if s.restarts() {
+		return s.ttl
+	}
+	return 0
+}
 
 // fetch is Get on Redis alone: one round trip, which restarts the TTL when
 // Sliding.
@@ -349,10 +265,14 @@ func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) 
 	}
 	defer c.Close()
 	var v any
-	if s.sliding && s.restarts() {
-		v, err = c.Eval(getRestart, key, deadlineKey(key), s.ttl, b2i(s.capped))
+	if s.sliding {
+		v, err = c.Eval(touch, key, deadlineKey(key), s.legacyTTL(), b2i(s.capped), 1)
 	} else {
-		v, err = c.Do("GET", key)
+		// One command for a record; a session of the old layout pays a
+		// second round trip.
+		if v, err = c.Do("HGET", key, "u"); wrongType(err) {
+			v, err = c.Do("GET", key)
+		}
 	}
 	if err != nil {
 		return "", "", wrap(op, err)
@@ -379,19 +299,12 @@ func (s *Store) liv(ctx context.Context, token string) error {
 		return wrap(op, err)
 	}
 	defer c.Close()
-	var v any
-	if s.restarts() {
-		// PEXPIRE never creates a key, so an ended token stays ended.
-		v, err = c.Eval(restart, key, deadlineKey(key), s.ttl, b2i(s.capped))
-	} else {
-		// Forever, or a TTL no shorter than MaxAge: nothing to extend.
-		v, err = c.Do("EXISTS", key)
-	}
-	n, err := redis.Int(v, err)
+	// PEXPIRE never creates a key, so an ended token stays ended.
+	v, err := c.Eval(touch, key, deadlineKey(key), s.legacyTTL(), b2i(s.capped), 0)
 	if err != nil {
 		return wrap(op, err)
 	}
-	if n == 0 {
+	if v == nil {
 		return ErrNotFound
 	}
 	return nil
@@ -410,29 +323,24 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 		return wrap(op, err)
 	}
 	defer c.Close()
-	n := 1
-	if s.track {
-		// GETDEL names the user, so the index entry can go too.
-		c.Send("GETDEL", key)
-	} else {
-		c.Send("DEL", key)
-	}
-	if s.maxAge > 0 {
-		c.Send("DEL", deadlineKey(key))
-		n++
-	}
+	// HMGET names the user of an indexed session, so the entry can go too;
+	// the DEL that follows ends it, whichever Store made it. A session of
+	// the old layout answers HMGET with WRONGTYPE: its entry, if any, is
+	// pruned later.
+	c.Send("HMGET", key, "u", "x")
+	c.Send("DEL", key, deadlineKey(key))
 	waits := s.sendWait(&c)
-	rs, err := c.Pipe(n + waits)
+	rs, err := c.Pipe(2 + waits)
 	if err != nil {
 		return wrap(op, err)
 	}
-	for _, r := range rs {
+	for _, r := range rs[1:] {
 		if e, ok := r.(redis.Error); ok {
 			return wrap(op, e)
 		}
 	}
-	if s.track && rs[0] != nil {
-		if val, err := redis.String(rs[0], nil); err == nil {
+	if rec, _ := redis.Values(rs[0], nil); len(rec) == 2 && rec[0] != nil && rec[1] != nil {
+		if val, err := redis.String(rec[0], nil); err == nil {
 			// An entry that cannot be named here is pruned later.
 			if userID, err := cd.open(key, val); err == nil {
 				if _, err := c.Do("ZREM", s.indexKey(cd.indexID(userID, val)), s.member(key)); err != nil {

@@ -301,13 +301,9 @@ func TestRequireRefusesDeadTokens(t *testing.T) {
 				if len(keys) != 1 {
 					t.Fatalf("keys %v, want one", keys)
 				}
-				v, err := mr.Get(keys[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				b := []byte(v)
+				b := []byte(mr.HGet(keys[0], "u"))
 				b[len(b)-1] ^= 1
-				mr.Set(keys[0], string(b))
+				mr.HSet(keys[0], "u", string(b))
 			}},
 		{name: "a value sealed under another token's key is invalid and logged", warn: true,
 			kill: func(t *testing.T, mr *miniredis.Miniredis, g seshhttp.Getter, _ string) {
@@ -317,10 +313,9 @@ func TestRequireRefusesDeadTokens(t *testing.T) {
 				if len(ks) != 2 {
 					t.Fatalf("keys %v, want two", ks)
 				}
-				v0, _ := mr.Get(ks[0])
-				v1, _ := mr.Get(ks[1])
-				mr.Set(ks[0], v1)
-				mr.Set(ks[1], v0)
+				v0, v1 := mr.HGet(ks[0], "u"), mr.HGet(ks[1], "u")
+				mr.HSet(ks[0], "u", v1)
+				mr.HSet(ks[1], "u", v0)
 			}},
 	}
 	for _, tt := range tests {

@@ -155,6 +155,11 @@ func uses(prefix string) []use {
 	return []use{
 		{"", []any{"PING"}},
 		{"", []any{"GET", k}},
+		{"", []any{"HGET", k, "u"}},
+		{"", []any{"HMGET", k, "u", "i"}},
+		{"", []any{"HSET", k, "u", "v"}},
+		{"", []any{"TYPE", k}},
+		{"", []any{"PEXPIREAT", k, 1}},
 		{"", []any{"SET", k, "v", "NX", "PX", 1}},
 		{"", []any{"EXISTS", k}},
 		{"", []any{"DEL", k, m}},

@@ -121,7 +121,7 @@ func (d *demo) setGetLiv(ctx context.Context, s sesh.TokenStore) (string, error)
 	if err != nil {
 		return "", err
 	}
-	raw, err := redis.Bytes(d.do(ctx, "GET", d.keyOf(tok)))
+	raw, err := redis.Bytes(d.do(ctx, "HGET", d.keyOf(tok), "u"))
 	if err != nil {
 		return "", err
 	}
@@ -273,11 +273,11 @@ func (d *demo) swap(ctx context.Context, crypt sesh.TokenStore) error {
 		if err != nil {
 			return err
 		}
-		val, err := redis.Bytes(d.do(ctx, "GET", d.keyOf(victim)))
+		val, err := redis.Bytes(d.do(ctx, "HGET", d.keyOf(victim), "u"))
 		if err != nil {
 			return err
 		}
-		if _, err := d.do(ctx, "SET", d.keyOf(mallory), val, "XX", "KEEPTTL"); err != nil {
+		if _, err := d.do(ctx, "HSET", d.keyOf(mallory), "u", val); err != nil {
 			return err
 		}
 		start := time.Now()

@@ -19,8 +19,10 @@ import (
 	"github.com/seshkit/sesh/internal/redact"
 )
 
-// storeFlags are the operator commands' flags. They must match the Options
-// of the application whose tokens are operated on.
+// storeFlags are the operator commands' flags. -prefix and the keys must
+// match the application's; -ttl, -maxage and -track-users are only the
+// policy of the sessions that set creates: every other command honours the
+// policy each session recorded at its Set.
 type storeFlags struct {
 	targetFlags
 	prefix   string
@@ -34,9 +36,9 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 	f.targetFlags.register(fs, "")
 	fs.StringVar(&f.prefix, "prefix", "sesh", "key `prefix`, as in Options.Prefix")
 	f.ttl = 24 * time.Hour
-	fs.Var(ttlValue{&f.ttl}, "ttl", "idle TTL, as in Options.TTL: a `duration` or forever")
-	fs.DurationVar(&f.maxAge, "maxage", 0, "absolute lifetime, as in Options.MaxAge; 0 means none")
-	fs.BoolVar(&f.track, "track-users", false, "keep the per-user index, as Options.TrackUsers (needed by dieall and count)")
+	fs.Var(ttlValue{&f.ttl}, "ttl", "idle TTL of the tokens set creates, as in Options.TTL: a `duration` or forever")
+	fs.DurationVar(&f.maxAge, "maxage", 0, "absolute lifetime of the tokens set creates, as in Options.MaxAge; 0 means none")
+	fs.BoolVar(&f.track, "track-users", false, "index the tokens set creates, as Options.TrackUsers, for dieall and count")
 	fs.StringVar(&f.keysFile, "keys-file", "", "read encryption keys from `file`, one a line, # comments; mode 600 (default $SESH_KEYS)")
 }
 
@@ -235,8 +237,8 @@ var ops = map[string]op{
 	},
 	"liv": {
 		name: "liv", arg: "TOKEN",
-		about:   "Liv restarts TOKEN's idle TTL, or exits 1 when TOKEN is not live.",
-		example: "\tsesh liv -redis redis://localhost:6379 -ttl 30m \"$TOKEN\"",
+		about:   "Liv restarts TOKEN's idle TTL, its own, never past its deadline, or exits 1\nwhen TOKEN is not live.",
+		example: "\tsesh liv -redis redis://localhost:6379 \"$TOKEN\"",
 		do: func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) {
 			return "", s.Liv(ctx, tok)
 		},
@@ -244,22 +246,22 @@ var ops = map[string]op{
 	"die": {
 		name: "die", arg: "TOKEN",
 		about:   "Die ends TOKEN. A token already gone is not an error.",
-		example: "\tsesh die -redis redis://localhost:6379 -track-users \"$TOKEN\"",
+		example: "\tsesh die -redis redis://localhost:6379 \"$TOKEN\"",
 		do: func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) {
 			return "", s.Die(ctx, tok)
 		},
 	},
 	"rotate": {
 		name: "rotate", arg: "TOKEN",
-		about:   "Rotate ends TOKEN and prints a fresh token for its user, with the same absolute deadline.",
+		about:   "Rotate ends TOKEN and prints a fresh token for its user, with the same policy:\nits idle TTL, absolute deadline and place in the user's index.",
 		example: "\tTOKEN=$(sesh rotate -redis redis://localhost:6379 \"$TOKEN\")",
 		do:      func(ctx context.Context, s sesh.TokenStore, tok string) (string, error) { return s.Rotate(ctx, tok) },
 	},
 	"dieall": {
 		name: "dieall", arg: "USERID", userArg: true, counts: true,
 		about: "Dieall ends every token of USERID and prints how many it ended, or exits 1 when it\n" +
-			"found none. It needs -track-users.",
-		example: "\tsesh dieall -redis redis://localhost:6379 -track-users alice",
+			"found none. It finds the tokens that an application with TrackUsers indexed.",
+		example: "\tsesh dieall -redis redis://localhost:6379 alice",
 		do: func(ctx context.Context, s sesh.TokenStore, user string) (string, error) {
 			n, err := s.DieAll(ctx, user)
 			return fmt.Sprint(n), err
@@ -268,8 +270,8 @@ var ops = map[string]op{
 	"count": {
 		name: "count", arg: "USERID", userArg: true, counts: true,
 		about: "Count prints how many live tokens USERID has, and exits 1 when it has none.\n" +
-			"It needs -track-users.",
-		example: "\tsesh count -redis redis://localhost:6379 -track-users alice",
+			"It counts the tokens that an application with TrackUsers indexed.",
+		example: "\tsesh count -redis redis://localhost:6379 alice",
 		do: func(ctx context.Context, s sesh.TokenStore, user string) (string, error) {
 			n, err := s.Count(ctx, user)
 			return fmt.Sprint(n), err
@@ -278,7 +280,9 @@ var ops = map[string]op{
 }
 
 const opsAbout = `
-The flags must match the Options of the application that issued the tokens.
+-prefix must match the application's Options.Prefix. Each token keeps the
+policy its Set recorded (idle TTL, deadline, index); -ttl, -maxage and
+-track-users apply only to the tokens that set creates.
 With SESH_KEYS or -keys-file, values are sealed and opened with sesh.Crypt.
 ` + targetAbout
 
@@ -320,8 +324,9 @@ func (o op) input(c *cli, f *storeFlags, arg string) (in input, err error) {
 	switch {
 	case !f.given():
 		return in, fmt.Errorf(errNoServer, o.name)
-	case o.counts && !f.track:
-		return in, fmt.Errorf("%s needs -track-users: only a per-user index can find a user's tokens", o.name)
+	case o.counts:
+		// The per-user index is the only way to a user's tokens.
+		f.track = true
 	}
 	if arg == "-" && !o.userArg {
 		line, err := bufio.NewReader(c.stdin).ReadString('\n')

@@ -44,9 +44,9 @@ func wantDecrypt(t *testing.T, s api, tok string) {
 
 func raw(t *testing.T, b Backend, k string) string {
 	t.Helper()
-	v, err := redis.String(do(t, b, "GET", k), nil)
+	v, err := redis.String(do(t, b, "HGET", k, "u"), nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", k, err)
+		t.Fatalf("HGET %s u: %v", k, err)
 	}
 	return v
 }

@@ -104,6 +104,12 @@ func Run(t *testing.T, b Backend) {
 		{"BadMembers", testBadMembers},
 		{"DeadlineCaps", testDeadlineCaps},
 		{"Chaos", testChaos},
+		{"OwnTTL", testOwnTTL},
+		{"CarryIndex", testCarryIndex},
+		{"OwnDeadline", testOwnDeadline},
+		{"DieAnyStore", testDieAnyStore},
+		{"PolicyErrors", testPolicyErrors},
+		{"Migration", testMigration},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
@@ -243,8 +249,8 @@ func testSetGet(t *testing.T, b Backend) {
 	}
 	wantUser(t, s, tok, "alice")
 	// The value is the user ID, byte for byte, under the hashed key.
-	if v, _ := redis.String(do(t, b, "GET", key(t, p, tok)), nil); v != "alice" {
-		t.Fatalf("raw GET = %q, want alice", v)
+	if v, _ := redis.String(do(t, b, "HGET", key(t, p, tok), "u"), nil); v != "alice" {
+		t.Fatalf("raw HGET u = %q, want alice", v)
 	}
 	if d := pttl(t, b, key(t, p, tok)); d <= 0 || d > time.Minute {
 		t.Fatalf("PTTL = %v, want within (0, 1m]", d)
