@@ -29,8 +29,10 @@ func slotOf(route Router, cmds []command) int {
 			keys = cm.args[2 : 2+n]
 		case "DEL", "EXISTS":
 			keys = cm.args
-		case "GET", "PTTL", "TTL", "SET", "GETDEL", "ZREM", "ZRANGEBYSCORE", "SPUBLISH":
+		case "GET", "HGET", "HMGET", "PTTL", "TTL", "TYPE", "SET", "GETDEL", "ZREM", "ZSCORE", "ZRANGEBYSCORE", "SPUBLISH":
 			keys = cm.args[:1]
+		case "TIME":
+			// No key: it runs on whichever master the call's keys name.
 		default:
 			return -1
 		}
@@ -55,7 +57,7 @@ func slotOf(route Router, cmds []command) int {
 func reads(cmds []command) bool {
 	for _, cm := range cmds {
 		switch cm.name {
-		case "GET", "PTTL", "EXISTS":
+		case "GET", "HGET", "HMGET", "PTTL", "EXISTS", "TYPE", "ZSCORE", "TIME":
 		default:
 			return false
 		}
@@ -98,7 +100,7 @@ func argString(a any) string {
 // nodes at once, in any order: deletions, and reads of one key.
 func Scatters(cmd string) bool {
 	switch strings.ToUpper(cmd) {
-	case "DEL", "GET", "PTTL", "TTL", "EXISTS":
+	case "DEL", "GET", "HGET", "HMGET", "PTTL", "TTL", "EXISTS":
 		return true
 	}
 	return false

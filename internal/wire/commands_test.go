@@ -49,3 +49,44 @@ func FuzzParseRedirect(f *testing.F) {
 		}
 	})
 }
+
+// slotRouter is a Router whose key "a..." is in slot 1 and any other in
+// slot 2.
+type slotRouter struct{ wire.Router }
+
+func (slotRouter) Slot(key string) int {
+	if key != "" && key[0] == 'a' {
+		return 1
+	}
+	return 2
+}
+
+// TestSlotOf checks that the lanes route every round trip sesh's
+// operations make to one master, and no other.
+func TestSlotOf(t *testing.T) {
+	r := slotRouter{}
+	for _, tc := range []struct {
+		name string
+		cmds [][]any
+		slot int
+		read bool
+	}{
+		{"a Get of a record is one HGET", [][]any{{"HGET", "a1", "u"}}, 1, true},
+		{"a cache's fill reads the record, its PTTL and the server's clock", [][]any{{"HMGET", "a1", "u", "i", "d"}, {"PTTL", "a1"}, {"TIME"}}, 1, true},
+		{"a Die reads the record and deletes its keys", [][]any{{"HMGET", "a1", "u", "x"}, {"DEL", "a1", "a1:m"}}, 1, false},
+		{"an old layout's Get falls back to GET", [][]any{{"GET", "a1"}}, 1, true},
+		{"a script is routed by its keys", [][]any{{"EVAL", "src", 2, "a1", "a1:m", "v"}}, 1, false},
+		{"keys of two slots are not one call", [][]any{{"HGET", "a1", "u"}, {"PTTL", "b1"}}, -1, true},
+		{"a command it does not know is not one call", [][]any{{"HGETALL", "a1"}}, -1, false},
+		{"TIME alone names no master", [][]any{{"TIME"}}, -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := wire.SlotOf(r, tc.cmds...); got != tc.slot {
+				t.Errorf("SlotOf = %d; want %d", got, tc.slot)
+			}
+			if got := wire.Reads(tc.cmds...); got != tc.read {
+				t.Errorf("Reads = %v; want %v", got, tc.read)
+			}
+		})
+	}
+}

@@ -41,3 +41,16 @@ func (b *Lanes) RetireAll() { b.eachLane((*lane).retire) }
 func (b *Lanes) Aged(born, now time.Time) bool {
 	return newLane(b, "", nil, born).aged(now)
 }
+
+// SlotOf is slotOf for a round trip of commands, each a name and its
+// arguments; Reads is reads.
+func SlotOf(route Router, cmds ...[]any) int { return slotOf(route, toCommands(cmds)) }
+func Reads(cmds ...[]any) bool               { return reads(toCommands(cmds)) }
+
+func toCommands(cmds [][]any) []command {
+	cs := make([]command, len(cmds))
+	for i, c := range cmds {
+		cs[i] = command{name: c[0].(string), args: c[1:]}
+	}
+	return cs
+}
