@@ -169,7 +169,6 @@ func uses(prefix string) []use {
 		{"", []any{"EVAL", "return 1", 2, k, m}},
 		{"", []any{"EVALSHA", strings.Repeat("0", 40), 2, k, m}},
 		{"", []any{"TIME"}},
-		{"TrackUsers", []any{"GETDEL", k}},
 		{"TrackUsers", []any{"ZADD", idx, 1, "x"}},
 		{"TrackUsers", []any{"ZSCORE", idx, "x"}},
 		{"TrackUsers", []any{"ZREM", idx, "x"}},
