@@ -48,15 +48,15 @@ func versionCheck(version, kind string) finding {
 		f.Status, f.Detail = statusWarn, "INFO server refused or without redis_version: cannot tell the version"
 		f.Fix = "grant +info, and check that Redis is 6.2 or later"
 	case !versionAtLeast(version, 6, 2):
-		f.Status, f.Detail = statusFail, "Redis "+version+": sesh needs 6.2 or later (SET PXAT, GETDEL; 6.0 for CLIENT TRACKING)"
+		f.Status, f.Detail = statusFail, "Redis "+version+": sesh supports 6.2 or later (CLIENT TRACKING needs 6.0)"
 		f.Fix = "upgrade Redis to 6.2 or later, 7.0 or later on a Cluster"
 	case kind == kindCluster && !versionAtLeast(version, 7, 0):
 		f.Status, f.Detail = statusWarn, "Redis "+version+": a Cluster before 7.0 has no sharded pub/sub"
 		f.Fix = "upgrade to 7.0 or later"
 	default:
-		f.Status, f.Detail = statusOK, "Redis "+version+": GETDEL and SET PXAT (6.2), CLIENT TRACKING (6.0), sharded pub/sub (7.0)"
+		f.Status, f.Detail = statusOK, "Redis "+version+": 6.2 or later, CLIENT TRACKING (6.0), sharded pub/sub (7.0)"
 		if !versionAtLeast(version, 7, 0) {
-			f.Detail = "Redis " + version + ": GETDEL and SET PXAT (6.2), CLIENT TRACKING (6.0); no sharded pub/sub before 7.0"
+			f.Detail = "Redis " + version + ": 6.2 or later, CLIENT TRACKING (6.0); no sharded pub/sub before 7.0"
 		}
 	}
 	return f
