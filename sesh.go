@@ -1,66 +1,3 @@
-// Package sesh is a minimal token store on Redis: it maps random 32-byte
-// tokens to opaque user IDs.
-//
-// A [Store] issues a token with [Store.Set], resolves it with [Store.Get],
-// keeps it alive with [Store.Liv] and ends it with [Store.Die]. The value kept
-// in Redis is the user ID itself, byte for byte; sesh does no serialization.
-// [Crypt] wraps a Store to seal user IDs with AES-256-GCM.
-//
-// # Security
-//
-// Tokens never reach Redis. Each is stored under a key derived from the
-// SHA-256 of its 32 random bytes, so a dump, a replica, a MONITOR stream or a
-// backup of Redis holds no usable token. A session is one Redis hash at its
-// token's key, holding the user ID (`HGET key u` shows it) and the
-// session's own policy: its idle TTL, its absolute deadline and whether it
-// is indexed. Set writes it in one atomic script with the key's expiry, so
-// no crash can leave a key without its expiry, and every Store honours the
-// policy it finds there ([Store.SetWith]).
-// A malformed token is rejected with [ErrNotFound] before any round trip.
-//
-// # Lifecycle
-//
-// With [Options].TrackUsers a Store keeps a per-user index, so that
-// [Store.DieAll] ends every session of a user (log out everywhere) and
-// [Store.Count] counts them. [Store.Rotate] replaces a token with a fresh
-// one, for example when privileges change.
-//
-// # Cache
-//
-// With [Options].CacheSize a Store keeps the user IDs that Get resolved in
-// process memory, and serves them again with no round trip. Redis tells it,
-// through CLIENT TRACKING (Redis 6 or later; on Redis Cluster, 7 or later,
-// through seshcluster's Pool), when a token's key changes, so a token ended
-// anywhere stops resolving here as soon as that message arrives. Should the
-// messages stop, the cache is dropped within [Options].CacheMaxStale and
-// bypassed until they resume; on Cluster, only the entries of the master
-// whose messages stopped. A Store with a cache must be closed with
-// [Store.Close].
-//
-// # Auto-pipelining
-//
-// Operations in flight at the same moment share a few connections per
-// Redis server, and go out together in one write ([Options].Pipelines); an
-// operation alone in flight goes straight out on a connection of its own.
-// Nothing about an operation's result or guarantees changes.
-//
-// # Operating
-//
-// [Store.Stats] returns the Store's counters: operations and errors by
-// kind, and the cache's hits, misses and time bypassed. [Options].Hook
-// wraps each operation, to start a span or time it; the module
-// github.com/seshkit/sesh/seshotel builds OpenTelemetry spans and metrics
-// on both. [Options].Logger receives the rare events an operator must see.
-// None of them sees a token or a user ID.
-//
-// # Errors
-//
-// Get, Liv and Rotate return [ErrNotFound] for a token that is not live:
-// unknown, expired or ended; Die treats such a token as already ended. A
-// malformed token gets ErrNotFound from every method. Any other error reads
-// "sesh: <op>: ..." and
-// wraps its cause, so [errors.Is] finds [context.DeadlineExceeded] or the
-// network error beneath it.
 package sesh
 
 import (
@@ -310,65 +247,92 @@ func (s *Store) Close() error {
 // withDefaults checks o and fills in the defaults its zero fields stand
 // for. Its errors name the field.
 func (o Options) withDefaults() (Options, error) {
-	if o.Prefix == "" {
-		o.Prefix = "sesh"
-	}
-	if strings.IndexFunc(o.Prefix, unicode.IsSpace) >= 0 {
-		return o, fmt.Errorf("sesh: new: Prefix %q holds white space", o.Prefix)
-	}
-	if strings.ContainsAny(o.Prefix, "{}") {
-		// A brace would make Redis Cluster hash a token key and its deadline
-		// key by different tags.
-		return o, fmt.Errorf("sesh: new: Prefix %q holds a brace, { or }, which Redis Cluster reads as a hash tag", o.Prefix)
-	}
-	switch {
-	case o.TTL == 0:
-		o.TTL = 24 * time.Hour
-	case o.TTL < 0 && o.TTL != Forever:
-		return o, fmt.Errorf("sesh: new: TTL %v is negative and not Forever", o.TTL)
-	case o.TTL > 0 && o.TTL < time.Millisecond:
-		return o, fmt.Errorf("sesh: new: TTL %v is below Redis's 1ms resolution", o.TTL)
-	}
-	if o.MaxAge < 0 {
-		return o, fmt.Errorf("sesh: new: MaxAge %v is negative", o.MaxAge)
-	}
-	if o.MaxAge > 0 && o.MaxAge < time.Millisecond {
-		return o, fmt.Errorf("sesh: new: MaxAge %v is below Redis's 1ms resolution", o.MaxAge)
-	}
-	if o.Replicas < 0 {
-		return o, fmt.Errorf("sesh: new: Replicas %d is negative", o.Replicas)
-	}
-	if o.ReplicaTimeout < 0 {
-		return o, fmt.Errorf("sesh: new: ReplicaTimeout %v is negative", o.ReplicaTimeout)
-	}
-	if o.ReplicaTimeout > 0 && o.ReplicaTimeout < time.Millisecond {
-		// WAIT's timeout is in ms, and WAIT n 0 would block forever.
-		return o, fmt.Errorf("sesh: new: ReplicaTimeout %v is below Redis's 1ms resolution", o.ReplicaTimeout)
-	}
-	if o.ReplicaTimeout == 0 {
-		o.ReplicaTimeout = time.Second
-	}
-	switch {
-	case o.Pipelines == 0:
-		o.Pipelines = defaultPipelines
-	case o.Pipelines < 0 && o.Pipelines != NoPipelining:
-		return o, fmt.Errorf("sesh: new: Pipelines %d is negative and not NoPipelining", o.Pipelines)
-	case o.Pipelines > maxPipelines:
-		return o, fmt.Errorf("sesh: new: Pipelines %d is more than %d", o.Pipelines, maxPipelines)
-	}
-	if o.CacheSize < 0 {
-		return o, fmt.Errorf("sesh: new: CacheSize %d is negative", o.CacheSize)
-	}
-	switch {
-	case o.CacheMaxStale == 0:
-		o.CacheMaxStale = defaultMaxStale
-	case o.CacheMaxStale < minMaxStale:
-		return o, fmt.Errorf("sesh: new: CacheMaxStale %v is below %v", o.CacheMaxStale, minMaxStale)
+	for _, fill := range []func(*Options) error{(*Options).keyDefaults, (*Options).policyDefaults, (*Options).replicaDefaults, (*Options).machineryDefaults} {
+		if err := fill(&o); err != nil {
+			return o, err
+		}
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
 	return o, nil
+}
+
+// keyDefaults checks and fills Prefix.
+func (o *Options) keyDefaults() error {
+	if o.Prefix == "" {
+		o.Prefix = "sesh"
+	}
+	if strings.IndexFunc(o.Prefix, unicode.IsSpace) >= 0 {
+		return fmt.Errorf("sesh: new: Prefix %q holds white space", o.Prefix)
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		// A brace would make Redis Cluster hash a token key and its deadline
+		// key by different tags.
+		return fmt.Errorf("sesh: new: Prefix %q holds a brace, { or }, which Redis Cluster reads as a hash tag", o.Prefix)
+	}
+	return nil
+}
+
+// policyDefaults checks and fills TTL and MaxAge, the defaults of the
+// sessions the Store creates.
+func (o *Options) policyDefaults() error {
+	switch {
+	case o.TTL == 0:
+		o.TTL = 24 * time.Hour
+	case o.TTL < 0 && o.TTL != Forever:
+		return fmt.Errorf("sesh: new: TTL %v is negative and not Forever", o.TTL)
+	case o.TTL > 0 && o.TTL < time.Millisecond:
+		return fmt.Errorf("sesh: new: TTL %v is below Redis's 1ms resolution", o.TTL)
+	}
+	if o.MaxAge < 0 {
+		return fmt.Errorf("sesh: new: MaxAge %v is negative", o.MaxAge)
+	}
+	if o.MaxAge > 0 && o.MaxAge < time.Millisecond {
+		return fmt.Errorf("sesh: new: MaxAge %v is below Redis's 1ms resolution", o.MaxAge)
+	}
+	return nil
+}
+
+// replicaDefaults checks and fills Replicas and ReplicaTimeout.
+func (o *Options) replicaDefaults() error {
+	if o.Replicas < 0 {
+		return fmt.Errorf("sesh: new: Replicas %d is negative", o.Replicas)
+	}
+	if o.ReplicaTimeout < 0 {
+		return fmt.Errorf("sesh: new: ReplicaTimeout %v is negative", o.ReplicaTimeout)
+	}
+	if o.ReplicaTimeout > 0 && o.ReplicaTimeout < time.Millisecond {
+		// WAIT's timeout is in ms, and WAIT n 0 would block forever.
+		return fmt.Errorf("sesh: new: ReplicaTimeout %v is below Redis's 1ms resolution", o.ReplicaTimeout)
+	}
+	if o.ReplicaTimeout == 0 {
+		o.ReplicaTimeout = time.Second
+	}
+	return nil
+}
+
+// machineryDefaults checks and fills Pipelines, CacheSize and
+// CacheMaxStale.
+func (o *Options) machineryDefaults() error {
+	switch {
+	case o.Pipelines == 0:
+		o.Pipelines = defaultPipelines
+	case o.Pipelines < 0 && o.Pipelines != NoPipelining:
+		return fmt.Errorf("sesh: new: Pipelines %d is negative and not NoPipelining", o.Pipelines)
+	case o.Pipelines > maxPipelines:
+		return fmt.Errorf("sesh: new: Pipelines %d is more than %d", o.Pipelines, maxPipelines)
+	}
+	if o.CacheSize < 0 {
+		return fmt.Errorf("sesh: new: CacheSize %d is negative", o.CacheSize)
+	}
+	switch {
+	case o.CacheMaxStale == 0:
+		o.CacheMaxStale = defaultMaxStale
+	case o.CacheMaxStale < minMaxStale:
+		return fmt.Errorf("sesh: new: CacheMaxStale %v is below %v", o.CacheMaxStale, minMaxStale)
+	}
+	return nil
 }
 
 // Set issues a new token for userID and returns it. The token lives for the

@@ -111,6 +111,13 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 		s.cleanup(ctx, c, true, []any{"DEL", key, deadlineKey(key)})
 		return false, err
 	}
+	return s.settleCreate(ctx, c, rs, waits, key, idx, member)
+}
+
+// settleCreate reads the replies rs of an indexed create's round trip, with
+// waits WAIT replies last: it reports the token created, or undoes what the
+// round trip left.
+func (s *Store) settleCreate(ctx context.Context, c *conn, rs []any, waits int, key, idx, member string) (bool, error) {
 	added, due, regErr := registered(rs[0])
 	if e, ok := rs[1].(redis.Error); ok {
 		regErr = errors.Join(regErr, e)
@@ -124,6 +131,7 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 		return false, regErr
 	case !ok:
 		// The key was another token's: take back the entry if it was ours.
+		var err error
 		if added {
 			err = s.cleanup(ctx, c, false, []any{"ZREM", idx, member})
 		}

@@ -147,10 +147,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "soak:", err)
 		return 1
 	}
+	return finish(stdout, stderr, r, *jsonOut)
+}
+
+// finish prints r, writes it as JSON to jsonOut when named, and returns
+// the exit code: 1 when a promise broke or the run leaked.
+func finish(stdout, stderr io.Writer, r *report, jsonOut string) int {
 	print(stdout, r)
-	if *jsonOut != "" {
+	if jsonOut != "" {
 		b, _ := json.MarshalIndent(r, "", "  ")
-		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
 			fmt.Fprintln(stderr, "soak:", err)
 			return 1
 		}

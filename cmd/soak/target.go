@@ -101,81 +101,88 @@ func (s *server) close() {
 	os.RemoveAll(s.dir)
 }
 
+// newTarget returns the target called name: single, sentinel or cluster.
 func newTarget(name string) (*target, error) {
 	switch name {
 	case "single":
-		srv, err := startServer()
-		if err != nil {
-			return nil, err
-		}
-		px, err := newProxy(srv.addr())
-		if err != nil {
-			srv.close()
-			return nil, err
-		}
-		return &target{
-			name: name, server: srv, proxy: px,
-			masters: func() []string { return []string{srv.addr()} },
-			pool: func() (sesh.Pool, func(), error) {
-				p, err := sesh.NewPool("redis://" + px.addr())
-				if err != nil {
-					return nil, nil, err
-				}
-				return p, func() { p.Close() }, nil
-			},
-		}, nil
+		return singleTarget()
 	case "sentinel":
 		if err := topology.Sentinel.Check(); err != nil {
 			return nil, fmt.Errorf("the Sentinel topology is not healthy (scripts/redis-sentinel.sh start): %w", err)
 		}
-		return &target{
-			name: name, topo: topology.Sentinel,
-			masters: func() []string {
-				ss, err := redis.Strings(admin(sentinels()[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "seshmaster"))
-				if err != nil || len(ss) != 2 {
-					return nil
-				}
-				return []string{ss[0] + ":" + ss[1]}
-			},
-			pool: func() (sesh.Pool, func(), error) {
-				p, err := seshsentinel.New("seshmaster", sentinels(),
-					redis.DialConnectTimeout(time.Second), redis.DialReadTimeout(3*time.Second), redis.DialWriteTimeout(3*time.Second))
-				if err != nil {
-					return nil, nil, err
-				}
-				return p, func() { p.Close() }, nil
-			},
-		}, nil
+		return &target{name: name, topo: topology.Sentinel, masters: sentinelMaster, pool: sentinelPool}, nil
 	case "cluster":
 		if err := topology.Cluster.Check(); err != nil {
 			return nil, fmt.Errorf("the Cluster topology is not healthy (scripts/redis-cluster.sh start): %w", err)
 		}
-		return &target{
-			name: name, topo: topology.Cluster,
-			masters: clusterMasters,
-			pool: func() (sesh.Pool, func(), error) {
-				c := &redisc.Cluster{
-					StartupNodes: topology.Cluster.Addrs(),
-					DialOptions: []redis.DialOption{redis.DialConnectTimeout(time.Second),
-						redis.DialReadTimeout(3 * time.Second), redis.DialWriteTimeout(3 * time.Second)},
-					CreatePool: func(addr string, opts ...redis.DialOption) (*redis.Pool, error) {
-						return &redis.Pool{
-							DialContext: func(ctx context.Context) (redis.Conn, error) {
-								return redis.DialContext(ctx, "tcp", addr, opts...)
-							},
-							MaxIdle: 32, MaxActive: 512, IdleTimeout: time.Minute, Wait: true,
-						}, nil
-					},
-					PoolWaitTime: time.Second,
-				}
-				if err := c.Refresh(); err != nil {
-					return nil, nil, err
-				}
-				return seshcluster.New(c), func() { c.Close() }, nil
-			},
-		}, nil
+		return &target{name: name, topo: topology.Cluster, masters: clusterMasters, pool: clusterPool}, nil
 	}
 	return nil, fmt.Errorf("unknown topology %q: want single, sentinel or cluster", name)
+}
+
+// singleTarget starts a private redis-server behind the harness's proxy.
+func singleTarget() (*target, error) {
+	srv, err := startServer()
+	if err != nil {
+		return nil, err
+	}
+	px, err := newProxy(srv.addr())
+	if err != nil {
+		srv.close()
+		return nil, err
+	}
+	return &target{
+		name: "single", server: srv, proxy: px,
+		masters: func() []string { return []string{srv.addr()} },
+		pool: func() (sesh.Pool, func(), error) {
+			p, err := sesh.NewPool("redis://" + px.addr())
+			if err != nil {
+				return nil, nil, err
+			}
+			return p, func() { p.Close() }, nil
+		},
+	}, nil
+}
+
+// sentinelMaster lists the master the sentinels name now.
+func sentinelMaster() []string {
+	ss, err := redis.Strings(admin(sentinels()[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "seshmaster"))
+	if err != nil || len(ss) != 2 {
+		return nil
+	}
+	return []string{ss[0] + ":" + ss[1]}
+}
+
+// sentinelPool is a Pool that follows the master the sentinels elect.
+func sentinelPool() (sesh.Pool, func(), error) {
+	p, err := seshsentinel.New("seshmaster", sentinels(),
+		redis.DialConnectTimeout(time.Second), redis.DialReadTimeout(3*time.Second), redis.DialWriteTimeout(3*time.Second))
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, func() { p.Close() }, nil
+}
+
+// clusterPool is a Pool over the Cluster topology.
+func clusterPool() (sesh.Pool, func(), error) {
+	c := &redisc.Cluster{
+		StartupNodes: topology.Cluster.Addrs(),
+		DialOptions: []redis.DialOption{redis.DialConnectTimeout(time.Second),
+			redis.DialReadTimeout(3 * time.Second), redis.DialWriteTimeout(3 * time.Second)},
+		CreatePool: func(addr string, opts ...redis.DialOption) (*redis.Pool, error) {
+			return &redis.Pool{
+				DialContext: func(ctx context.Context) (redis.Conn, error) {
+					return redis.DialContext(ctx, "tcp", addr, opts...)
+				},
+				MaxIdle: 32, MaxActive: 512, IdleTimeout: time.Minute, Wait: true,
+			}, nil
+		},
+		PoolWaitTime: time.Second,
+	}
+	if err := c.Refresh(); err != nil {
+		return nil, nil, err
+	}
+	return seshcluster.New(c), func() { c.Close() }, nil
 }
 
 // clusterMasters lists the masters that own slots now.
