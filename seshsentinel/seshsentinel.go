@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,6 +115,10 @@ func New(masterName string, sentinelAddrs []string, opts ...redis.DialOption) (*
 
 // master dials whichever server the sentinels name master.
 type master struct {
+	// mu serializes the questions to s: its MasterAddr and Discover reorder
+	// and extend its address list without a lock of their own, so two dials
+	// at once would race on it.
+	mu         sync.Mutex
 	s          *sentinel.Sentinel
 	opts       []redis.DialOption
 	discovered atomic.Int64 // when Discover last started, in Unix ns
@@ -149,7 +154,9 @@ func (m *master) addr(ctx context.Context) (string, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
+		m.mu.Lock()
 		a, err := m.s.MasterAddr()
+		m.mu.Unlock()
 		ch <- result{a, err}
 	}()
 	select {
@@ -168,7 +175,11 @@ func (m *master) discover() {
 	if last != 0 && now-last < int64(discoverEvery) || !m.discovered.CompareAndSwap(last, now) {
 		return
 	}
-	go m.s.Discover() //nolint:errcheck // the list stays as it was
+	go func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.s.Discover() //nolint:errcheck // the list stays as it was
+	}()
 }
 
 // test checks, before reuse, that a connection idle for checkAfter or more
