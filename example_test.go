@@ -240,7 +240,7 @@ func ExampleStore_Stats() {
 	fmt.Printf("%+v\n", st.Ops)
 	fmt.Printf("%+v\n", st.Errors)
 	// Output:
-	// {Set:1 Get:2 Liv:0 Die:1 DieAll:0 Count:0 Rotate:0}
+	// {Set:1 Get:2 Liv:0 Die:1 DieAll:0 Count:0 Rotate:0 Lookup:0 Sessions:0 DieSession:0 DieOthers:0 DieEverything:0 Reauth:0}
 	// {NotFound:1 Decrypt:0 NotReplicated:0 Context:0 InvalidUser:0 Other:0}
 }
 

@@ -8,7 +8,9 @@ import (
 // Hook observes each operation of a Store, and of every Crypt over it, to
 // trace or measure it (see seshotel). It is called when an operation
 // begins, with the caller's context and the operation's name, as its errors
-// spell it: "set", "get", "liv", "die", "dieall", "count" or "rotate". The
+// spell it: "set", "get", "liv", "die", "dieall", "count", "rotate",
+// "lookup", "sessions", "diesession", "dieothers", "dieeverything" or
+// "reauth". The
 // operation runs with the context the Hook returns (the caller's when it
 // returns nil), so that a span started there is the parent of whatever the
 // Pool does; the function the Hook returns, when not nil, is called once
@@ -117,4 +119,8 @@ func (s *Store) runCount(ctx context.Context, cd codec, userID string) (int, err
 
 func (s *Store) runRotate(ctx context.Context, cd codec, token string) (string, error) {
 	return run(s, ctx, opRotate, func(ctx context.Context) (string, error) { return s.rotate(ctx, cd, token) })
+}
+
+func (s *Store) runLookup(ctx context.Context, cd codec, token string) (Session, error) {
+	return run(s, ctx, opLookup, func(ctx context.Context) (Session, error) { return s.lookup(ctx, cd, token) })
 }

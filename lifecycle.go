@@ -454,6 +454,7 @@ type rotation struct {
 	deadline         int64     // absolute, in ms on the server's clock; -1 for none
 	inIndex          bool      // the session is in its user's index
 	unknown          bool      // an old-layout session: its index must say
+	fields           []string  // the record's carried fields, as name and value pairs
 	tok, nkey, nval  string    // the new token, its key and stored value
 	oldIdx, newIdx   string    // the indexes of the old and the new token
 	indexed          []string  // the indexes that hold an entry of the new token
@@ -533,8 +534,15 @@ func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
 // record someone else wrote is input, checked like a request.
 func (r *rotation) scan(v any) error {
 	vs, err := redis.Values(v, nil)
-	if err != nil || len(vs) != 4 {
+	if err != nil || len(vs) < 4 || len(vs)%2 != 0 {
 		return fmt.Errorf("unexpected read reply, %s", shape(v))
+	}
+	for i := 4; i < len(vs); i += 2 {
+		name, err1 := redis.String(vs[i], nil)
+		val, err2 := redis.String(vs[i+1], nil)
+		if err1 == nil && err2 == nil && carried[name] && len(val) <= maxCarried {
+			r.fields = append(r.fields, name, val)
+		}
 	}
 	r.val, err = redis.String(vs[0], nil)
 	idle, err1 := redis.Int64(vs[1], nil)
@@ -605,7 +613,11 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 // DieAll that ended it first wins over all of them. It returns ErrNotFound
 // when the old token was ended first or its deadline has passed.
 func (s *Store) swap(c *conn, r *rotation) error {
-	c.SendEval(createNew, r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, 0, b2i(r.inIndex))
+	args := []any{r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, 0, b2i(r.inIndex)}
+	for _, f := range r.fields {
+		args = append(args, f)
+	}
+	c.SendEval(createNew, args...)
 	c.Send("DEL", r.key) // alone, so its reply says whether this call ended it
 	c.Send("DEL", deadlineKey(r.key))
 	writes := 3

@@ -61,9 +61,10 @@ func TestReplyNotInError(t *testing.T) {
 		{
 			name: "Rotate's read of the old token",
 			rewrite: func(v any) any {
-				// The read script's {value, idle, deadline, indexed}, with one
-				// more element.
-				if vs, ok := v.([]any); ok && len(vs) == 4 && fmt.Sprint(vs[0]) == fmt.Sprint([]byte(user)) {
+				// The read script's {value, idle, deadline, indexed, then
+				// the authentication time's name and value}, with one more
+				// element.
+				if vs, ok := v.([]any); ok && len(vs) == 6 && fmt.Sprint(vs[0]) == fmt.Sprint([]byte(user)) {
 					return append(vs, vs[1])
 				}
 				return v
@@ -72,7 +73,7 @@ func TestReplyNotInError(t *testing.T) {
 				_, err := s.Rotate(ctx, tok)
 				return err
 			},
-			shape: "an array of 5",
+			shape: "an array of 7",
 		},
 		{
 			name: "Set's index entry",

@@ -14,6 +14,11 @@ import (
 //	d  the absolute deadline in ms since the epoch, on the server's clock;
 //	   absent when it has none
 //	x  "1" when the session is in its user's index (TrackUsers at Set)
+//	a  when the user last authenticated, in seconds since the epoch on the
+//	   server's clock: written by Set, kept by Rotate
+//
+// Fields named in carried are the session's own beyond its policy: Rotate
+// copies them to the new token as they are.
 //
 // The key expires at min(now + idle, deadline), set in the same script that
 // writes it. Every operation reads the session's policy from its record, so
@@ -152,8 +157,8 @@ if not live then return false end
 return v`)
 
 	// read reads a session for Rotate: {value, idle ms (0: none), deadline
-	// (-1: none), indexed (0 or 1; -1 for unknown)}, or false when it is
-	// not live. A session of the old layout is read with the Store's
+	// (-1: none), indexed (0 or 1; -1 for unknown), then the record's other
+	// fields as name and value pairs}, or false when it is not live. A session of the old layout is read with the Store's
 	// Options, as the old layout's Rotate read it; it is indexed when the
 	// Store tracks users, and unknown otherwise: its index says.
 	//
@@ -162,11 +167,21 @@ return v`)
 	// layout.
 	read = newScript(2, typeOf+`
 if t == 'hash' then
-  local r = redis.call('HMGET', KEYS[1], 'u', 'i', 'd', 'x')
-  if not r[1] then return false end
+  local all = redis.call('HGETALL', KEYS[1])
+  local r = {}
+  for k = 1, #all, 2 do r[all[k]] = all[k + 1] end
+  if not r.u then return false end
   local x = 0
-  if r[4] then x = 1 end
-  return {r[1], r[2] or '0', r[3] or '-1', x}
+  if r.x then x = 1 end
+  local out = {r.u, r.i or '0', r.d or '-1', x}
+  for k = 1, #all, 2 do
+    local n = all[k]
+    if n ~= 'u' and n ~= 'i' and n ~= 'd' and n ~= 'x' then
+      out[#out + 1] = n
+      out[#out + 1] = all[k + 1]
+    end
+  end
+  return out
 end
 if t ~= 'string' then return false end
 local v = redis.call('GET', KEYS[1])
@@ -194,15 +209,17 @@ old[3] = string.format('%.0f', now + left)
 return old`)
 )
 
-// createSrc is create's body, which createNew shares.
+// createSrc is create's body, which createNew shares. After its five
+// arguments come field and value pairs that it writes as they are, but for
+// an empty value, which stands for the server's clock in seconds.
 const createSrc = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+` + nowMS + `
 local idle, dl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local f = {'u', ARGV[1]}
 if idle > 0 then f[3] = 'i' f[4] = ARGV[2] end
 local at = nil
 if dl >= 0 then
-  ` + nowMS + `
   if dl == 0 then dl = now + tonumber(ARGV[4]) end
   if dl <= now then return -1 end
   f[#f + 1] = 'd'
@@ -210,10 +227,24 @@ if dl >= 0 then
   if idle == 0 or dl < now + idle then at = f[#f] end
 end
 if ARGV[5] == '1' then f[#f + 1] = 'x' f[#f + 1] = '1' end
+for k = 6, #ARGV - 1, 2 do
+  local v = ARGV[k + 1]
+  if v == '' then v = t[1] end
+  f[#f + 1] = ARGV[k]
+  f[#f + 1] = v
+end
 redis.call('HSET', KEYS[1], unpack(f))
 if at then redis.call('PEXPIREAT', KEYS[1], at)
 elseif idle > 0 then redis.call('PEXPIRE', KEYS[1], idle) end
 return 1`
+
+// carried names the record's fields that Rotate copies to the new token as
+// they are. Each is one byte; a field read back from Redis is copied only
+// when it is named here, and only when its value is short.
+var carried = map[string]bool{"a": true}
+
+// maxCarried bounds a carried field's value, in bytes.
+const maxCarried = 128
 
 // wrongType reports whether err is Redis's answer to a command for one type
 // run on a key of another: HGET on a session of the old layout.

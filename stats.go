@@ -32,6 +32,10 @@ type Stats struct {
 // Crypt's operations count under the same names.
 type OpCounts struct {
 	Set, Get, Liv, Die, DieAll, Count, Rotate uint64
+
+	// Lookup, Sessions, DieSession, DieOthers, DieEverything and Reauth
+	// count the methods of those names.
+	Lookup, Sessions, DieSession, DieOthers, DieEverything, Reauth uint64
 }
 
 // ErrorCounts counts the errors operations returned, each under one kind:
@@ -110,10 +114,17 @@ const (
 	opDieAll
 	opCount
 	opRotate
+	opLookup
+	opSessions
+	opDieSession
+	opDieOthers
+	opDieEverything
+	opReauth
 	numOps
 )
 
-var opNames = [numOps]string{"set", "get", "liv", "die", "dieall", "count", "rotate"}
+var opNames = [numOps]string{"set", "get", "liv", "die", "dieall", "count", "rotate",
+	"lookup", "sessions", "diesession", "dieothers", "dieeverything", "reauth"}
 
 func (o op) String() string { return opNames[o] }
 
@@ -177,6 +188,13 @@ func (s *Store) Stats() Stats {
 		DieAll: st.ops[opDieAll].Load(),
 		Count:  st.ops[opCount].Load(),
 		Rotate: st.ops[opRotate].Load(),
+
+		Lookup:        st.ops[opLookup].Load(),
+		Sessions:      st.ops[opSessions].Load(),
+		DieSession:    st.ops[opDieSession].Load(),
+		DieOthers:     st.ops[opDieOthers].Load(),
+		DieEverything: st.ops[opDieEverything].Load(),
+		Reauth:        st.ops[opReauth].Load(),
 	}
 	out.Errors = ErrorCounts{
 		NotFound:      st.errs[0].Load(),

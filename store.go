@@ -34,13 +34,20 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // setArgs are create's keys and arguments for a new session of key holding
-// val, under policy p; indexed records its index entry.
-func setArgs(key, val string, p policy, indexed bool) []any {
+// val, under policy p; indexed records its index entry. The session's
+// authentication time is now; fields are more of its record's fields, as
+// name and value pairs.
+func setArgs(key, val string, p policy, indexed bool, fields ...string) []any {
 	dl := int64(-1)
 	if p.maxAge > 0 {
 		dl = 0
 	}
-	return []any{key, val, p.ttl, dl, p.maxAge, b2i(indexed)}
+	args := make([]any, 0, 8+len(fields))
+	args = append(args, key, val, p.ttl, dl, p.maxAge, b2i(indexed), "a", "")
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	return args
 }
 
 // created reports whether a reply to create created the key.

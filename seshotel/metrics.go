@@ -77,7 +77,8 @@ func observe(meter metric.Meter, s *sesh.Store, withCache bool) error {
 
 	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := s.Stats()
-		for i, n := range []uint64{st.Ops.Set, st.Ops.Get, st.Ops.Liv, st.Ops.Die, st.Ops.DieAll, st.Ops.Count, st.Ops.Rotate} {
+		for i, n := range []uint64{st.Ops.Set, st.Ops.Get, st.Ops.Liv, st.Ops.Die, st.Ops.DieAll, st.Ops.Count, st.Ops.Rotate,
+			st.Ops.Lookup, st.Ops.Sessions, st.Ops.DieSession, st.Ops.DieOthers, st.Ops.DieEverything, st.Ops.Reauth} {
 			o.ObserveInt64(opsC, int64(n), opSets[i])
 		}
 		e := st.Errors

@@ -98,7 +98,8 @@ func New(p sesh.Pool, o sesh.Options, oo Options) (*sesh.Store, error) {
 }
 
 // ops lists the names of sesh's operations, as a Hook is given them.
-var ops = [...]string{"set", "get", "liv", "die", "dieall", "count", "rotate"}
+var ops = [...]string{"set", "get", "liv", "die", "dieall", "count", "rotate",
+	"lookup", "sessions", "diesession", "dieothers", "dieeverything", "reauth"}
 
 // errorTypes are the values of error.type, in the order of errorType's
 // answers; not_found is one only in the sesh.errors counter.

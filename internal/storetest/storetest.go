@@ -110,6 +110,7 @@ func Run(t *testing.T, b Backend) {
 		{"DieAnyStore", testDieAnyStore},
 		{"PolicyErrors", testPolicyErrors},
 		{"Migration", testMigration},
+		{"Lookup", testLookup},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
@@ -168,6 +169,7 @@ type api interface {
 	DieAll(context.Context, string) (int, error)
 	Count(context.Context, string) (int, error)
 	Rotate(context.Context, string) (string, error)
+	Lookup(context.Context, string) (sesh.Session, error)
 }
 
 func set(t *testing.T, s api, userID string) string {
