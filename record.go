@@ -14,7 +14,7 @@ import (
 //	d  the absolute deadline in ms since the epoch, on the server's clock;
 //	   absent when it has none
 //	x  "1" when the session is in its user's index (TrackUsers at Set)
-//	a  when the user last authenticated, in seconds since the epoch on the
+//	a  when the user last authenticated, in ms since the epoch on the
 //	   server's clock: written by Set, kept by Rotate
 //
 // Fields named in carried are the session's own beyond its policy: Rotate
@@ -211,7 +211,7 @@ return old`)
 
 // createSrc is create's body, which createNew shares. After its five
 // arguments come field and value pairs that it writes as they are, but for
-// an empty value, which stands for the server's clock in seconds.
+// an empty value, which stands for the server's clock in ms.
 const createSrc = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 ` + nowMS + `
@@ -229,7 +229,7 @@ end
 if ARGV[5] == '1' then f[#f + 1] = 'x' f[#f + 1] = '1' end
 for k = 6, #ARGV - 1, 2 do
   local v = ARGV[k + 1]
-  if v == '' then v = t[1] end
+  if v == '' then v = string.format('%.0f', now) end
   f[#f + 1] = ARGV[k]
   f[#f + 1] = v
 end

@@ -22,9 +22,8 @@ type Session struct {
 	Handle string
 
 	// AuthTime is when the session's user last authenticated: its Set, or
-	// its last Reauth. Rotate keeps it. It has the server's clock and a
-	// second's resolution, and is zero for a session written before sesh
-	// recorded it.
+	// its last Reauth. Rotate keeps it. It reads the server's clock, and is
+	// zero for a session written before sesh recorded it.
 	AuthTime time.Time
 
 	// Created is when the session's token chain began, LastUse when it was
@@ -110,9 +109,9 @@ func sessionOf(cd codec, key string, vs []string, pttl int64, now time.Time) (Se
 	se := Session{
 		UserID:   userID,
 		Handle:   vs[1],
-		AuthTime: unixField(vs[2], time.Second),
-		Created:  unixField(vs[3], time.Second),
-		LastUse:  unixField(vs[4], time.Second),
+		AuthTime: unixField(vs[2], time.Millisecond),
+		Created:  unixField(vs[3], time.Millisecond),
+		LastUse:  unixField(vs[4], time.Millisecond),
 		Label:    vs[5],
 		Deadline: unixField(vs[6], time.Millisecond),
 	}
