@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 // api is what Store and Crypt share.
 type api interface {
 	Set(context.Context, string) (string, error)
+	SetWith(context.Context, string, sesh.Policy) (string, error)
 	Get(context.Context, string) (string, error)
 	Liv(context.Context, string) error
 	Die(context.Context, string) error
@@ -33,20 +35,38 @@ var workload = []struct {
 	{"get", 70}, {"set", 8}, {"liv", 8}, {"rotate", 4}, {"die", 4}, {"dieall", 2}, {"count", 4},
 }
 
+// handle is one of a run's Stores, with the Options it was opened with:
+// the workload records from them each session's own policy.
+type handle struct {
+	api
+	opts sesh.Options
+}
+
 // worker runs the workload on its stores until ctx is done, and hands
-// each call to seq as it returns. Each call has timeout as its context;
-// DieAll and Count need TrackUsers, and are skipped without it. When it
-// drops tokens from its working set it tells seq, since it will never ask
-// about them again.
-func worker(ctx context.Context, id int, stores []api, users []string, track bool, timeout time.Duration, seed uint64, seq *sequencer) {
+// each call to seq as it returns. Each call has timeout as its context.
+// One Set in four gives one of policies to SetWith, when there are any.
+// DieAll and Count need TrackUsers: they go to a Store that tracks, and
+// are skipped when none does. When it drops tokens from its working set it
+// tells seq, since it will never ask about them again.
+func worker(ctx context.Context, id int, stores []handle, policies []sesh.Policy, users []string, timeout time.Duration, seed uint64, seq *sequencer) {
 	rnd := rand.New(rand.NewPCG(seed, uint64(id)))
+	var tracking []handle
+	for _, s := range stores {
+		if s.opts.TrackUsers {
+			tracking = append(tracking, s)
+		}
+	}
 	var mine []tok
 	for ctx.Err() == nil {
 		s := stores[rnd.IntN(len(stores))]
 		user := users[rnd.IntN(len(users))]
 		op := pick(rnd)
-		if !track && (op == "dieall" || op == "count") {
-			op = "get"
+		if op == "dieall" || op == "count" {
+			if len(tracking) == 0 {
+				op = "get"
+			} else {
+				s = tracking[rnd.IntN(len(tracking))]
+			}
 		}
 		var t tok
 		if len(mine) > 0 {
@@ -60,12 +80,19 @@ func worker(ctx context.Context, id int, stores []api, users []string, track boo
 		var err error
 		switch op {
 		case "set":
-			c.Out, err = s.Set(cctx, user)
+			var p sesh.Policy
+			if len(policies) > 0 && rnd.IntN(4) == 0 {
+				p = policies[rnd.IntN(len(policies))]
+				c.Out, err = s.SetWith(cctx, user, p)
+			} else {
+				c.Out, err = s.Set(cctx, user)
+			}
+			c.Policy = resolve(s.opts, p)
 			if err == nil {
 				mine = append(mine, tok{c.Out, user})
 			}
 		case "get":
-			c.User = t.user
+			c.User, c.Slides = t.user, s.opts.Sliding
 			c.Out, err = s.Get(cctx, t.token)
 		case "liv":
 			c.User = t.user
@@ -97,6 +124,17 @@ func worker(ctx context.Context, id int, stores []api, users []string, track boo
 			mine = forget(seq, mine, 100)
 		}
 	}
+}
+
+// resolve is the policy a Set by a Store with Options o records with
+// SetWith's p, as sesh documents it: a zero field of p takes o's, and a
+// zero TTL in o means 24 hours.
+func resolve(o sesh.Options, p sesh.Policy) *policy {
+	r := &policy{TTL: cmp.Or(p.TTL, o.TTL, 24*time.Hour), MaxAge: cmp.Or(p.MaxAge, o.MaxAge), Indexed: o.TrackUsers}
+	if r.TTL == sesh.Forever {
+		r.TTL = 0
+	}
+	return r
 }
 
 // tok is a token a worker holds, and its owner.
@@ -140,13 +178,13 @@ func kind(err error) string {
 
 // runWorkers runs n workers until ctx is done, each handing its calls to
 // seq, and returns once they all have.
-func runWorkers(ctx context.Context, n int, stores []api, users []string, track bool, timeout time.Duration, seed uint64, seq *sequencer) {
+func runWorkers(ctx context.Context, n int, stores []handle, policies []sesh.Policy, users []string, timeout time.Duration, seed uint64, seq *sequencer) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			worker(ctx, i, stores, users, track, timeout, seed, seq)
+			worker(ctx, i, stores, policies, users, timeout, seed, seq)
 		}()
 	}
 	wg.Wait()
