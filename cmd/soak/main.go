@@ -51,6 +51,8 @@ type config struct {
 	second *sesh.Options
 	// policies are what SetWith gives one Set in four, when there are any.
 	policies []sesh.Policy
+	// idle, when set, leaves some sessions alone for up to idle (see mix).
+	idle time.Duration
 }
 
 var configs = map[string]config{
@@ -63,7 +65,8 @@ var configs = map[string]config{
 	// Stores with different Options runs the next call on it.
 	"policies": {opts: sesh.Options{TTL: 2 * time.Second, MaxAge: 6 * time.Second, Sliding: true, TrackUsers: true},
 		second:   &sesh.Options{TTL: time.Hour},
-		policies: []sesh.Policy{{TTL: time.Second, MaxAge: 4 * time.Second}, {TTL: 3 * time.Second}, {MaxAge: 2 * time.Second}}},
+		policies: []sesh.Policy{{TTL: time.Second, MaxAge: 4 * time.Second}, {TTL: 3 * time.Second}, {MaxAge: 2 * time.Second}},
+		idle:     4 * time.Second},
 }
 
 // report is what a run found.
@@ -369,7 +372,7 @@ func load(s settings, t *target, stores []handle, m *monitor) time.Time {
 	mctx, stop := context.WithCancel(context.Background())
 	checked := make(chan struct{})
 	go func() { m.run(mctx, 100*time.Millisecond, s.progress); close(checked) }()
-	runWorkers(ctx, s.c, stores, s.cfg.policies, users, s.timeout, s.seed, m.seq)
+	runWorkers(ctx, s.c, mix{stores: stores, policies: s.cfg.policies, idle: s.cfg.idle, users: users, timeout: s.timeout, seed: s.seed}, m.seq)
 	ended := time.Now()
 	<-injected
 	stop()
