@@ -12,7 +12,9 @@
 // starves) behind a TCP proxy of its own; sentinel and cluster are the
 // topologies scripts/ starts. Configurations: plain, crypt, track (with
 // TrackUsers and MaxAge), cache (two caching Stores, one process apart as
-// far as their caches go), replicas (Replicas: 1).
+// far as their caches go), replicas (Replicas: 1), policies (two Stores
+// with different TTL, MaxAge, Sliding and TrackUsers over the same
+// sessions, and SetWith's per-session policies).
 //
 // It prints a progress line every -progress (calls checked, promises
 // broken, heap), then a report: at the end it also scans the run's own
@@ -44,6 +46,13 @@ type config struct {
 	opts  sesh.Options
 	crypt bool
 	cache bool
+	// second, when set, opens a second Store with these Options over the
+	// same sessions; Prefix, Rand and Pipelines are the first's.
+	second *sesh.Options
+	// policies are what SetWith gives one Set in four, when there are any.
+	policies []sesh.Policy
+	// idle, when set, leaves some sessions alone for up to idle (see mix).
+	idle time.Duration
 }
 
 var configs = map[string]config{
@@ -52,6 +61,12 @@ var configs = map[string]config{
 	"track":    {opts: sesh.Options{TTL: 2 * time.Second, MaxAge: 3 * time.Second, Sliding: true, TrackUsers: true}},
 	"cache":    {opts: sesh.Options{TTL: time.Minute, TrackUsers: true, CacheSize: 10000, CacheMaxStale: 200 * time.Millisecond}, cache: true},
 	"replicas": {opts: sesh.Options{TTL: time.Minute, TrackUsers: true, Replicas: 1, ReplicaTimeout: 500 * time.Millisecond}},
+	// Each session keeps the policy it was made with, whichever of two
+	// Stores with different Options runs the next call on it.
+	"policies": {opts: sesh.Options{TTL: 2 * time.Second, MaxAge: 6 * time.Second, Sliding: true, TrackUsers: true},
+		second:   &sesh.Options{TTL: time.Hour},
+		policies: []sesh.Policy{{TTL: time.Second, MaxAge: 4 * time.Second}, {TTL: 3 * time.Second}, {MaxAge: 2 * time.Second}},
+		idle:     4 * time.Second},
 }
 
 // report is what a run found.
@@ -102,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	topo := fs.String("topology", "single", "single, sentinel or cluster")
-	cfgName := fs.String("config", "plain", "plain, crypt, track, cache or replicas")
+	cfgName := fs.String("config", "plain", "plain, crypt, track, cache, replicas or policies")
 	d := fs.Duration("d", 30*time.Second, "how long to run")
 	c := fs.Int("c", 32, "concurrent workers")
 	users := fs.Int("users", 50, "distinct users")
@@ -202,7 +217,7 @@ func soak(s settings, w io.Writer) (*report, error) {
 	seq := newSequencer(s.c)
 	// A key lives its TTL (or to its MaxAge) after the last command about
 	// it ran; 30s more covers a command that ran late.
-	book := newKeyBook(max(s.cfg.opts.TTL, s.cfg.opts.MaxAge) + 30*time.Second)
+	book := newKeyBook(s.cfg.longest() + 30*time.Second)
 	var late *lateCommands
 	if t.proxy != nil && s.lateOn {
 		late = newLateCommands(book, s.timeout)
@@ -285,14 +300,32 @@ func endChecks(r *report, t *target, prefix string, book *keyBook) {
 	r.Late.book = nil // the report keeps the figures, not the keys
 }
 
-// openStores opens the run's Stores on t: two when they cache, so that
-// one ends what the other caches, and the other way round.
-func openStores(t *target, cfg config) ([]api, func(), error) {
-	n := 1
-	if cfg.cache {
-		n = 2
+// longest is the longest a session of cfg lives untouched.
+func (cfg config) longest() time.Duration {
+	d := max(cfg.opts.TTL, cfg.opts.MaxAge)
+	if cfg.second != nil {
+		d = max(d, cfg.second.TTL, cfg.second.MaxAge)
 	}
-	var stores []api
+	for _, p := range cfg.policies {
+		d = max(d, p.TTL, p.MaxAge)
+	}
+	return d
+}
+
+// openStores opens the run's Stores on t: two when they cache, so that
+// one ends what the other caches, and the other way round; two, the second
+// with cfg.second's Options, when cfg has them.
+func openStores(t *target, cfg config) ([]handle, func(), error) {
+	opts := []sesh.Options{cfg.opts}
+	if cfg.cache {
+		opts = append(opts, cfg.opts)
+	}
+	if cfg.second != nil {
+		o := *cfg.second
+		o.Prefix, o.Rand, o.Pipelines = cfg.opts.Prefix, cfg.opts.Rand, cfg.opts.Pipelines
+		opts = append(opts, o)
+	}
+	var stores []handle
 	var closers []func()
 	closeAll := func() {
 		for _, cl := range closers {
@@ -300,13 +333,13 @@ func openStores(t *target, cfg config) ([]api, func(), error) {
 		}
 	}
 	key, _ := sesh.KeyFromSecret(strings.Repeat("soak-secret-", 4))
-	for range n {
+	for _, o := range opts {
 		p, closer, err := t.pool()
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
-		s, err := sesh.New(p, cfg.opts)
+		s, err := sesh.New(p, o)
 		if err != nil {
 			closer()
 			closeAll()
@@ -320,14 +353,14 @@ func openStores(t *target, cfg config) ([]api, func(), error) {
 				return nil, nil, err
 			}
 		}
-		stores = append(stores, a)
+		stores = append(stores, handle{a, o})
 	}
 	return stores, closeAll, nil
 }
 
 // load runs the workers and the faults for s.d while m checks, and returns
 // when the load ended, once the workers and the faults are done.
-func load(s settings, t *target, stores []api, m *monitor) time.Time {
+func load(s settings, t *target, stores []handle, m *monitor) time.Time {
 	users := make([]string, s.users)
 	for i := range users {
 		users[i] = fmt.Sprintf("user-%d", i)
@@ -339,7 +372,7 @@ func load(s settings, t *target, stores []api, m *monitor) time.Time {
 	mctx, stop := context.WithCancel(context.Background())
 	checked := make(chan struct{})
 	go func() { m.run(mctx, 100*time.Millisecond, s.progress); close(checked) }()
-	runWorkers(ctx, s.c, stores, users, s.cfg.opts.TrackUsers, s.timeout, s.seed, m.seq)
+	runWorkers(ctx, s.c, mix{stores: stores, policies: s.cfg.policies, idle: s.cfg.idle, users: users, timeout: s.timeout, seed: s.seed}, m.seq)
 	ended := time.Now()
 	<-injected
 	stop()

@@ -17,7 +17,17 @@ type call struct {
 	Start   time.Time // invocation
 	End     time.Time // completion
 	Timeout time.Duration
-	Wire    []wire `json:",omitempty"` // wire: the commands the proxy read at once
+	Policy  *policy `json:",omitempty"` // set: the session's own policy; nil: the run's limits
+	Slides  bool    `json:",omitempty"` // get: the Store restarts the idle TTL (Sliding)
+	Wire    []wire  `json:",omitempty"` // wire: the commands the proxy read at once
+}
+
+// policy is what a session was created with, as the Store's Options or
+// SetWith's Policy resolved it; a Rotate carries it to the new token.
+type policy struct {
+	TTL     time.Duration // idle lifetime; 0: none
+	MaxAge  time.Duration // absolute lifetime; 0: none
+	Indexed bool          // in its user's index, so DieAll ends it
 }
 
 func (c call) ok() bool { return c.Err == "" }
@@ -53,11 +63,20 @@ type verdict struct {
 //   - after-end: no token resolves in a Get that began after a Die, Rotate
 //     or DieAll that ended it returned nil (with Replicas, nil means the
 //     replicas acknowledged it, across failovers too);
-//   - dieall-complete: no token issued by a Set or Rotate that returned
-//     before a successful DieAll of its user began resolves after that
-//     DieAll returned;
+//   - dieall-complete: no indexed token (every token, unless its Set
+//     recorded a policy without the index) issued by a Set or Rotate that
+//     returned before a successful DieAll of its user began resolves after
+//     that DieAll returned; a Rotate carries the index, whichever Store
+//     runs it;
 //   - past-maxage: no token resolves in a Get that began after its chain's
-//     deadline: MaxAge after the Set that began the chain returned;
+//     deadline: its own MaxAge (or the run's) after the Set that began the
+//     chain returned;
+//   - past-idle: for a session whose Set recorded its policy, no token
+//     resolves in a Get that began more than its own idle TTL after the
+//     last call that could restart it returned (its Set or Rotate, a Liv,
+//     a sliding Get), whichever Store ran them; a Liv or sliding Get that
+//     failed (other than ErrNotFound) may still land later, so the token is
+//     not checked again;
 //   - resurrection: once a Get answered ErrNotFound, no Get that began
 //     after it returned resolves the token (a restart that loses data ends
 //     sessions, never brings one back);
@@ -85,6 +104,9 @@ type tokenState struct {
 	ended  endAt     // the first acknowledged end of it
 	gone   time.Time // when a Get first answered ErrNotFound
 	okGets int       // successful Gets, counted into Checked when it is dropped
+	pol    *policy   // its chain's policy; nil: the run's limits
+	alive  time.Time // when the last call that could restart its idle TTL returned
+	unsure bool      // a restart failed and may land later: past-idle no longer holds it
 }
 
 func newOracle(l limits) *oracle {
@@ -120,11 +142,13 @@ func (o *oracle) add(c call) {
 	}
 	switch {
 	case c.Op == "set" && c.ok():
-		o.issue(c.Out, c.User, c.End, c.End)
+		o.issue(c.Out, c.User, c.End, c.End, c.Policy)
 	case c.Op == "rotate" && c.ok():
 		old := o.token(c.Token)
 		old.ended = old.ended.or(c.Start, c.End, "after-end")
-		o.issue(c.Out, c.User, c.End, old.chain)
+		o.issue(c.Out, c.User, c.End, old.chain, old.pol)
+	case c.Op == "liv":
+		o.restarted(c)
 	case c.Op == "die" && c.ok():
 		t := o.token(c.Token)
 		t.ended = t.ended.or(c.Start, c.End, "after-end")
@@ -132,7 +156,7 @@ func (o *oracle) add(c call) {
 		// It ends every token of the user issued before it began: those
 		// were issued by calls that began earlier, so they are all here.
 		for _, t := range o.byUser[c.User] {
-			if t.issued.Before(c.Start) {
+			if t.issued.Before(c.Start) && (t.pol == nil || t.pol.Indexed) {
 				t.ended = t.ended.or(c.Start, c.End, "dieall-complete")
 			}
 		}
@@ -141,6 +165,27 @@ func (o *oracle) add(c call) {
 		t.gone = earliest(t.gone, c.End)
 	case c.Op == "get" && c.ok():
 		o.get(c)
+		if c.Slides {
+			o.restarted(c)
+		}
+	case c.Op == "get" && c.Slides:
+		o.restarted(c)
+	}
+}
+
+// restarted records a call that restarts its token's idle TTL when it
+// succeeds: a Liv or a sliding Get. One that failed otherwise than with
+// ErrNotFound may have reached Redis, or still may.
+func (o *oracle) restarted(c call) {
+	t := o.token(c.Token)
+	switch c.Err {
+	case "":
+		if c.End.After(t.alive) {
+			t.alive = c.End
+		}
+	case "notfound":
+	default:
+		t.unsure = true
 	}
 }
 
@@ -162,10 +207,20 @@ func (o *oracle) get(c call) {
 				o.since(c.Start), o.since(t.issued), o.since(e.start), o.since(e.t))
 		}
 	}
-	if o.l.MaxAge > 0 {
+	maxAge := o.l.MaxAge
+	if t.pol != nil {
+		maxAge = t.pol.MaxAge
+	}
+	if maxAge > 0 {
 		o.v.Checked["past-maxage"]++
-		if over := c.Start.Sub(t.chain.Add(o.l.MaxAge)); over > o.l.Expiry {
+		if over := c.Start.Sub(t.chain.Add(maxAge)); over > o.l.Expiry {
 			o.v.add("past-maxage", "a Get that began %v after the chain's deadline resolved it", over.Round(time.Microsecond))
+		}
+	}
+	if t.pol != nil && t.pol.TTL > 0 && !t.unsure {
+		o.v.Checked["past-idle"]++
+		if over := c.Start.Sub(t.alive.Add(t.pol.TTL)); over > o.l.Expiry {
+			o.v.add("past-idle", "a Get that began %v after its idle TTL of %v ran out resolved it", over.Round(time.Microsecond), t.pol.TTL)
 		}
 	}
 	if !t.gone.IsZero() {
@@ -190,12 +245,14 @@ func (o *oracle) token(tok string) *tokenState {
 	return t
 }
 
-func (o *oracle) issue(tok, user string, at, chain time.Time) {
+// issue records tok as issued to user by a call that returned at, in a
+// chain begun at chain, under pol.
+func (o *oracle) issue(tok, user string, at, chain time.Time, pol *policy) {
 	t := o.token(tok)
 	if !t.issued.IsZero() {
 		delete(o.byUser[t.owner], tok)
 	}
-	t.owner, t.issued, t.chain = user, at, chain
+	t.owner, t.issued, t.chain, t.pol, t.alive = user, at, chain, pol, at
 	if o.byUser[user] == nil {
 		o.byUser[user] = map[string]*tokenState{}
 	}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/seshkit/sesh"
 )
 
 // TestCheck feeds the oracle histories that break each promise, and one
@@ -198,6 +200,94 @@ func TestOracleForgets(t *testing.T) {
 	}
 }
 
+// TestCheckOwnPolicy feeds the oracle histories in which each session
+// carries its own policy, as two Stores with different Options and
+// SetWith make them, and checks that it holds each session to its own
+// idle TTL, deadline and index, not to the run's limits.
+func TestCheckOwnPolicy(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	set := func(tok string, p policy) call {
+		return call{Op: "set", User: "ann", Out: tok, Policy: &p, Start: at(0), End: at(1)}
+	}
+	get := func(tok string, ms int, slides bool) call {
+		return call{Op: "get", Token: tok, Out: "ann", User: "ann", Slides: slides, Start: at(ms), End: at(ms + 1)}
+	}
+	liv := func(tok string, ms int, err string) call {
+		return call{Op: "liv", Token: tok, User: "ann", Err: err, Start: at(ms), End: at(ms + 1)}
+	}
+	rotate := func(from, to string, ms int) call {
+		return call{Op: "rotate", Token: from, User: "ann", Out: to, Start: at(ms), End: at(ms + 1)}
+	}
+	dieAll := call{Op: "dieall", User: "ann", Start: at(500), End: at(501)}
+	idle100 := policy{TTL: 100 * time.Millisecond, Indexed: true}
+	// The run's own limits would call every one of these sessions past its
+	// MaxAge: only the session's own policy may decide.
+	l := limits{MaxAge: 50 * time.Millisecond, Slack: 100 * time.Millisecond, Expiry: 5 * time.Millisecond}
+	for _, tc := range []struct {
+		name string
+		h    []call
+		want string // the one rule broken, or ""
+	}{
+		{"a Get within the session's own TTL", []call{set("T1", idle100), get("T1", 90, false)}, ""},
+		{"a Get past the session's own TTL", []call{set("T1", idle100), get("T1", 120, false)}, "past-idle"},
+		{"a Liv restarts the TTL", []call{set("T1", idle100), liv("T1", 80, ""), get("T1", 170, false)}, ""},
+		{"a Liv that stretched the session past its own TTL", []call{set("T1", idle100), liv("T1", 80, ""), get("T1", 190, false)}, "past-idle"},
+		{"a Liv that found nothing restarts nothing", []call{set("T1", idle100), liv("T1", 80, "notfound"), get("T1", 170, false)}, "past-idle"},
+		{"a Liv that failed may land later: the token is no longer held to its TTL", []call{set("T1", idle100), liv("T1", 80, "context"), get("T1", 400, false)}, ""},
+		{"a sliding Get restarts the TTL", []call{set("T1", idle100), get("T1", 80, true), get("T1", 170, false)}, ""},
+		{"a Get that does not slide restarts nothing", []call{set("T1", idle100), get("T1", 80, false), get("T1", 170, false)}, "past-idle"},
+		{"a Liv that overlaps the Get counts", []call{set("T1", idle100), {Op: "liv", Token: "T1", Start: at(90), End: at(150)}, get("T1", 200, false)}, ""},
+		{"a Rotate restarts the new token's TTL", []call{set("T1", idle100), rotate("T1", "T2", 80), get("T2", 170, false)}, ""},
+		{"a Rotate carries the TTL", []call{set("T1", idle100), rotate("T1", "T2", 80), get("T2", 190, false)}, "past-idle"},
+		{"no idle TTL, no deadline: alive at any age", []call{set("T1", policy{}), get("T1", 5000, false)}, ""},
+		{"within the session's own MaxAge", []call{set("T1", policy{MaxAge: 300 * time.Millisecond}), get("T1", 290, false)}, ""},
+		{"past the session's own MaxAge through a rotation", []call{set("T1", policy{MaxAge: 300 * time.Millisecond}), rotate("T1", "T2", 200),
+			get("T2", 310, false)}, "past-maxage"},
+		{"DieAll ends an indexed session rotated by a Store that does not track", []call{set("T1", policy{Indexed: true}), rotate("T1", "T2", 100),
+			dieAll, get("T2", 600, false)}, "dieall-complete"},
+		{"DieAll leaves a session made without the index", []call{set("T1", policy{}), rotate("T1", "T2", 100), dieAll, get("T2", 600, false)}, ""},
+		{"a session without a recorded policy keeps the run's limits", []call{{Op: "set", User: "ann", Out: "T1", Start: at(0), End: at(1)},
+			get("T1", 100, false)}, "past-maxage"},
+	} {
+		v := check(tc.h, l)
+		var got string
+		for _, x := range v.Violations {
+			if got != "" && got != x.Rule {
+				t.Errorf("%s: broke %s and %s", tc.name, got, x.Rule)
+			}
+			got = x.Rule
+		}
+		if got != tc.want {
+			t.Errorf("%s: broke %q, want %q (%v)", tc.name, got, tc.want, v.Violations)
+		}
+	}
+}
+
+// TestResolve checks the policy the workload records for a Set against
+// what sesh documents for Options and SetWith's Policy.
+func TestResolve(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    sesh.Options
+		p    sesh.Policy
+		want policy
+	}{
+		{"the zero Options: 24 hours, no deadline, no index", sesh.Options{}, sesh.Policy{}, policy{TTL: 24 * time.Hour}},
+		{"the Store's Options", sesh.Options{TTL: 2 * time.Second, MaxAge: 6 * time.Second, TrackUsers: true}, sesh.Policy{},
+			policy{TTL: 2 * time.Second, MaxAge: 6 * time.Second, Indexed: true}},
+		{"SetWith's fields override", sesh.Options{TTL: time.Hour}, sesh.Policy{TTL: time.Second, MaxAge: 4 * time.Second},
+			policy{TTL: time.Second, MaxAge: 4 * time.Second}},
+		{"a zero field takes the Store's", sesh.Options{TTL: 2 * time.Second, MaxAge: 6 * time.Second}, sesh.Policy{MaxAge: 2 * time.Second},
+			policy{TTL: 2 * time.Second, MaxAge: 2 * time.Second}},
+		{"Forever: no idle expiry", sesh.Options{TTL: sesh.Forever}, sesh.Policy{}, policy{}},
+	} {
+		if got := *resolve(tc.o, tc.p); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
 var history = flag.String("history", "", "a history recorded by soak -record, for TestReplay")
 
 // TestReplay holds a recorded history to both oracles:
@@ -227,6 +317,11 @@ func TestReplay(t *testing.T) {
 	// As recorded, then with limits tighter than the run's (a MaxAge of 1s,
 	// and calls over 10ms overrun), then with one ErrNotFound in 50 turned
 	// into a success, so that both oracles have violations to agree on.
+	// The batch oracle knows no per-session policy: both see the run's
+	// limits. TestCheckOwnPolicy covers the policies.
+	for i := range h {
+		h[i].Policy, h[i].Slides = nil, false
+	}
 	owner := map[string]string{}
 	var lied []call
 	for i, c := range h {
