@@ -118,7 +118,7 @@ func (c *cache) get(ctx context.Context, cd codec, token string) (string, error)
 		c.s.stats.uncachedGet(false)
 		return "", wrap("get", err)
 	}
-	if !c.slides || !c.due(e, now) || !e.Refresh() {
+	if !(c.slides && c.due(e, now) || c.useDue(e)) || !e.Refresh() {
 		c.t.Hit(token)
 		return e.UserID, nil
 	}
@@ -139,6 +139,13 @@ func (c *cache) get(ctx context.Context, cd codec, token string) (string, error)
 // Redis's resolution: a restart sets the key's expiry in whole ms.
 func (c *cache) due(e *track.Entry, now int64) bool {
 	return e.Expiry < min(now+c.ttl-c.slack, e.Deadline-int64(time.Millisecond))
+}
+
+// useDue reports whether a Get that would be served from e should record
+// the session's last use instead, with Details: at most once per
+// LastUseInterval. The write invalidates e, so the next Get refills it.
+func (c *cache) useDue(e *track.Entry) bool {
+	return c.s.details && e.Used != 0 && time.Now().UnixMilli()-e.Used >= c.s.lastUse
 }
 
 // fill reads token from Redis, and caches it unless it was invalidated
@@ -194,7 +201,11 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 		return nil, "", wrap(op, err)
 	}
 	defer conn.Close()
-	conn.Send("HMGET", key, "u", "i", "d")
+	if c.s.details {
+		conn.Send("HMGET", key, "u", "i", "d", "s")
+	} else {
+		conn.Send("HMGET", key, "u", "i", "d")
+	}
 	conn.Send("PTTL", key)
 	if c.slides {
 		conn.Send("TIME")
@@ -212,7 +223,7 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 		}
 	}
 	rec, _ := redis.Values(rs[0], nil)
-	if len(rec) != 3 || rec[0] == nil {
+	if len(rec) != 3+b2i(c.s.details) || rec[0] == nil {
 		c.t.Forget(key) // whatever is cached is dead
 		return nil, "", ErrNotFound
 	}
@@ -230,6 +241,9 @@ func (c *cache) read(ctx context.Context, cd codec, key string, now int64) (*tra
 	e := &track.Entry{Key: key, UserID: userID, Opener: cd, Expiry: track.Expires(now, rs[1]), Deadline: math.MaxInt64}
 	if c.slides && rec[2] != nil {
 		e.Deadline = deadlineAt(now, rec[2], rs[2])
+	}
+	if c.s.details {
+		e.Used, _ = redis.Int64(rec[3], nil)
 	}
 	return e, conn.Addr(), nil
 }

@@ -124,3 +124,22 @@ func (s *Store) runRotate(ctx context.Context, cd codec, token string) (string, 
 func (s *Store) runLookup(ctx context.Context, cd codec, token string) (Session, error) {
 	return run(s, ctx, opLookup, func(ctx context.Context) (Session, error) { return s.lookup(ctx, cd, token) })
 }
+
+func (s *Store) runSessions(ctx context.Context, cd codec, userID string) ([]Session, error) {
+	return run(s, ctx, opSessions, func(ctx context.Context) ([]Session, error) { return s.sessions(ctx, cd, userID) })
+}
+
+func (s *Store) runDieSession(ctx context.Context, cd codec, userID, handle string) error {
+	_, err := run(s, ctx, opDieSession, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.dieSession(ctx, cd, userID, handle)
+	})
+	return err
+}
+
+func (s *Store) runDieOthers(ctx context.Context, cd codec, token string) (int, error) {
+	return run(s, ctx, opDieOthers, func(ctx context.Context) (int, error) { return s.dieOthers(ctx, cd, token) })
+}
+
+func (s *Store) runDieEverything(ctx context.Context) (int, error) {
+	return run(s, ctx, opDieEverything, s.dieEverything)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,14 +41,23 @@ var (
 	// never made to expire sooner. The window covers a Set's token, whose
 	// deadline starts when it is written, up to window after its entry.
 	//
+	// With a cap (ARGV[8] above 0), a new member is not added while the
+	// index holds cap token members or more: it returns {-1, every token
+	// member} instead, for Set to make room (cap.go). Every live token has
+	// an entry, so the entries bound the live tokens.
+	//
 	// KEYS: index. ARGV: member, px, deadline (-1: none, 0: now + MaxAge,
 	// else ms since the epoch), required member, window ms, recheck ms,
-	// MaxAge ms.
+	// MaxAge ms, cap (0: none).
 	register = newScript(1, nowMS+`
 if ARGV[4] ~= '' then
   if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then return false end
   local l = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES', 'LIMIT', 0, 1)
   if #l > 0 and -tonumber(l[2]) > now then return -1 end
+end
+local cap = tonumber(ARGV[8])
+if cap > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCOUNT', KEYS[1], 0, '+inf') >= cap then
+  return {-1, redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf')}
 end
 local px, window = tonumber(ARGV[2]), tonumber(ARGV[5])
 if px == 0 then px = tonumber(ARGV[6]) end
@@ -107,8 +117,12 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf')`)
 	// the token and the old one it ends live on different masters, written
 	// in any order): the mark makes that write fail.
 	//
-	// KEYS: token, deadline, mark. ARGV: mark ms.
+	// With ARGV[2] not empty, a record whose handle it is is spared, and 2
+	// returned: DieOthers keeps the caller's session.
+	//
+	// KEYS: token, deadline, mark. ARGV: mark ms, handle to spare.
 	end = newScript(3, `
+if ARGV[2] ~= '' and redis.pcall('HGET', KEYS[1], 'h') == ARGV[2] then return 2 end
 redis.call('DEL', KEYS[2])
 if redis.call('DEL', KEYS[1]) == 1 then return 1 end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
@@ -210,13 +224,19 @@ func (s *Store) Rotate(ctx context.Context, token string) (string, error) {
 // now, else ms since the epoch on the server's clock); must, when not "",
 // is the member that has to be present.
 func (s *Store) sendRegister(c *conn, idx, member string, px, dl, maxAge int64, must string) {
+	s.sendRegisterCap(c, idx, member, px, dl, maxAge, must, 0)
+}
+
+// sendRegisterCap is sendRegister that adds member only while idx holds
+// fewer than limit token members (0: no limit).
+func (s *Store) sendRegisterCap(c *conn, idx, member string, px, dl, maxAge int64, must string, limit int) {
 	if s.maxAge == 0 {
 		// Without MaxAge, this Store may index tokens that live forever, and
 		// Redis's maxmemory-policy was checked for an index without expiry
 		// only: its indexes keep none, whatever a session's own deadline.
 		dl = -1
 	}
-	c.SendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), maxAge)
+	c.SendEval(register, idx, member, px, dl, must, createWindow.Milliseconds(), recheck.Milliseconds(), maxAge, limit)
 }
 
 // registered reads register's reply: whether the member was added, which
@@ -236,6 +256,9 @@ func registered(r any) (added bool, due []string, err error) {
 	}
 	n, _ := redis.Int(vs[0], nil)
 	due, err = redis.Strings(vs[1], nil)
+	if err == nil && n == -1 {
+		return false, nil, &fullError{due}
+	}
 	return n == 1, due, err
 }
 
@@ -327,7 +350,16 @@ func (s *Store) userConn(ctx context.Context, op, userID string, share bool) (co
 }
 
 func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error) {
-	const op = "dieall"
+	return s.dieAllBut(ctx, "dieall", cd, userID, spare{})
+}
+
+// spare names the session that DieOthers keeps: its token's index member,
+// and its handle, which also spares a record of the same session under
+// another key. Zero for DieAll.
+type spare struct{ member, handle string }
+
+// dieAllBut is DieAll, which keeps sp.
+func (s *Store) dieAllBut(ctx context.Context, op string, cd codec, userID string, sp spare) (int, error) {
 	c, err := s.userConn(ctx, op, userID, s.replicas == 0)
 	if err != nil {
 		return 0, err
@@ -359,9 +391,12 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 		members = append(members, ms...)
 	}
 	members, bad := validMembers(members)
+	if sp.member != "" {
+		members = slices.DeleteFunc(members, func(m string) bool { return m == sp.member })
+	}
 	var ended []string
 	if err == nil {
-		ended, err = s.deleteTokens(&c, members)
+		ended, err = s.deleteTokens(&c, members, sp.handle)
 	}
 	for _, m := range members {
 		s.forget(s.memberKey(m))
@@ -385,9 +420,10 @@ func (s *Store) dieAll(ctx context.Context, cd codec, userID string) (int, error
 	return len(ended), wrap(op, err)
 }
 
-// deleteTokens deletes the tokens named by members, waiting for replicas
-// when asked to, and returns the members whose tokens were live.
-func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
+// deleteTokens deletes the tokens named by members, but for a record of
+// the handle spared (when not ""), waiting for replicas when asked to, and
+// returns the members whose tokens were live and are ended.
+func (s *Store) deleteTokens(c *conn, members []string, spared string) ([]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
@@ -396,7 +432,7 @@ func (s *Store) deleteTokens(c *conn, members []string) ([]string, error) {
 		// The mark outlives any write of a Rotate that indexed its token
 		// before this DieAll's lock: Rotate gives up after createWindow/2
 		// between indexing and writing, and after as long again writing.
-		c.SendEval(end, key, deadlineKey(key), endedKey(key), createWindow.Milliseconds())
+		c.SendEval(end, key, deadlineKey(key), endedKey(key), createWindow.Milliseconds(), spared)
 	}
 	waits := s.sendWait(c)
 	rs, err := c.Pipe(len(members) + waits)

@@ -62,9 +62,9 @@ func TestReplyNotInError(t *testing.T) {
 			name: "Rotate's read of the old token",
 			rewrite: func(v any) any {
 				// The read script's {value, idle, deadline, indexed, then
-				// the authentication time's name and value}, with one more
-				// element.
-				if vs, ok := v.([]any); ok && len(vs) == 6 && fmt.Sprint(vs[0]) == fmt.Sprint([]byte(user)) {
+				// the authentication time's and the handle's names and
+				// values}, with one more element.
+				if vs, ok := v.([]any); ok && len(vs) == 8 && fmt.Sprint(vs[0]) == fmt.Sprint([]byte(user)) {
 					return append(vs, vs[1])
 				}
 				return v
@@ -73,7 +73,7 @@ func TestReplyNotInError(t *testing.T) {
 				_, err := s.Rotate(ctx, tok)
 				return err
 			},
-			shape: "an array of 7",
+			shape: "an array of 9",
 		},
 		{
 			name: "Set's index entry",

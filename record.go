@@ -16,6 +16,11 @@ import (
 //	x  "1" when the session is in its user's index (TrackUsers at Set)
 //	a  when the user last authenticated, in ms since the epoch on the
 //	   server's clock: written by Set, kept by Rotate
+//	h  the session's handle, 12 characters of base64url: written by Set
+//	   when it indexes the session, kept by Rotate
+//	c  when the session was created, s when it was last used (to within
+//	   Options.LastUseInterval), l its label: written with Options.Details,
+//	   kept by Rotate
 //
 // Fields named in carried are the session's own beyond its policy: Rotate
 // copies them to the new token as they are.
@@ -45,14 +50,32 @@ type Policy struct {
 	// MaxAge is the session's absolute lifetime, counted from SetWith.
 	// When zero, Options.MaxAge.
 	MaxAge time.Duration
+
+	// Label is a short text the app gives the session, such as "Firefox
+	// on Linux", which Lookup and Sessions show. sesh never parses it. It
+	// is at most MaxLabel bytes, or SetWith returns an error. It is
+	// recorded only with Options.Details, and ignored without.
+	Label string
 }
 
+// MaxLabel bounds Policy.Label, in bytes, so that a record stays small.
+const MaxLabel = 64
+
 // policy is a Policy resolved against a Store's Options, in ms; 0 means none.
-type policy struct{ ttl, maxAge int64 }
+type policy struct {
+	ttl, maxAge int64
+	label       string // recorded with Options.Details
+}
 
 // policy checks p and fills its zero fields from s's Options.
 func (s *Store) policy(p Policy) (policy, error) {
-	r := policy{s.ttl, s.maxAge}
+	r := policy{ttl: s.ttl, maxAge: s.maxAge}
+	if len(p.Label) > MaxLabel {
+		return r, fmt.Errorf("policy Label is %d bytes, more than %d", len(p.Label), MaxLabel)
+	}
+	if s.details {
+		r.label = p.Label
+	}
 	switch {
 	case p.TTL == Forever:
 		r.ttl = 0
@@ -241,7 +264,7 @@ return 1`
 // carried names the record's fields that Rotate copies to the new token as
 // they are. Each is one byte; a field read back from Redis is copied only
 // when it is named here, and only when its value is short.
-var carried = map[string]bool{"a": true}
+var carried = map[string]bool{"a": true, "h": true, "c": true, "s": true, "l": true}
 
 // maxCarried bounds a carried field's value, in bytes.
 const maxCarried = 128

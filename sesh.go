@@ -125,6 +125,30 @@ type Options struct {
 	// Rotate waiting for a DieAll. It never receives one line per request,
 	// nor a token or a user ID. When nil, nothing is logged.
 	Logger *slog.Logger
+
+	// Details makes Set record, with each session, when it was created,
+	// when it was last used and the Label its Policy gives, for Lookup and
+	// Sessions to show. Get then records a session's last use at most once
+	// per LastUseInterval. When false, Set records none of them and no Get
+	// writes anything. See docs/sessions.md.
+	Details bool
+
+	// LastUseInterval is how stale a session's recorded last use may grow
+	// before a Get, Lookup or cached Get records it anew, with Details.
+	// When zero, 1 minute.
+	LastUseInterval time.Duration
+
+	// MaxSessions caps how many sessions each user may have at once, with
+	// TrackUsers: a Set beyond it is refused with ErrTooManySessions or,
+	// with EndOldest, ends the user's oldest sessions first. Rotate does not
+	// count as a new session. When zero, there is no cap.
+	MaxSessions int
+
+	// EndOldest makes a Set that would pass MaxSessions end the user's
+	// oldest sessions, those whose user authenticated longest ago
+	// (Session.AuthTime), to make room. When false, such a Set is refused
+	// with ErrTooManySessions.
+	EndOldest bool
 }
 
 // Store is a token store on Redis. It issues tokens for user IDs and
@@ -158,6 +182,11 @@ type Store struct {
 	log      *slog.Logger // never nil
 	stats    stats
 	later    sync.WaitGroup // cleanups waiting for the round trip they undo
+
+	details   bool  // Options.Details
+	lastUse   int64 // Options.LastUseInterval in ms
+	maxSess   int   // Options.MaxSessions; 0 for none
+	endOldest bool  // Options.EndOldest
 }
 
 // New returns a Store that keeps its tokens in the Redis behind p.
@@ -198,6 +227,11 @@ func New(p Pool, o Options) (*Store, error) {
 		waitMS:   o.ReplicaTimeout.Milliseconds(),
 		hook:     o.Hook,
 		log:      o.logger(),
+
+		details:   o.Details,
+		lastUse:   o.LastUseInterval.Milliseconds(),
+		maxSess:   o.MaxSessions,
+		endOldest: o.EndOldest,
 	}
 	if o.TTL != Forever {
 		s.ttl = o.TTL.Milliseconds()
@@ -247,7 +281,7 @@ func (s *Store) Close() error {
 // withDefaults checks o and fills in the defaults its zero fields stand
 // for. Its errors name the field.
 func (o Options) withDefaults() (Options, error) {
-	for _, fill := range []func(*Options) error{(*Options).keyDefaults, (*Options).policyDefaults, (*Options).replicaDefaults, (*Options).machineryDefaults} {
+	for _, fill := range []func(*Options) error{(*Options).keyDefaults, (*Options).policyDefaults, (*Options).replicaDefaults, (*Options).machineryDefaults, (*Options).sessionDefaults} {
 		if err := fill(&o); err != nil {
 			return o, err
 		}

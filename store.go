@@ -67,7 +67,11 @@ func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (st
 		return "", wrap(op, err)
 	}
 	defer c.Close()
-	for range maxTries {
+	fields, err := s.newFields(p)
+	if err != nil {
+		return "", wrap(op, err)
+	}
+	for tries, rooms := 0, 0; tries < maxTries; {
 		tok, key, err := s.newToken()
 		if err != nil {
 			return "", wrap(op, err)
@@ -76,7 +80,14 @@ func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (st
 		if err != nil {
 			return "", wrap(op, err)
 		}
-		ok, err := s.create(ctx, &c, cd, userID, key, val, p)
+		ok, err := s.create(ctx, &c, cd, userID, key, val, p, fields)
+		if full := (*fullError)(nil); errors.As(err, &full) && rooms < maxRooms {
+			// The cap is reached: make room, and try again.
+			rooms++
+			err = s.makeRoom(&c, s.indexKey(cd.indexID(userID, "")), full.members)
+		} else if err == nil && !ok {
+			tries++
+		}
 		if err != nil {
 			return "", wrap(op, err)
 		}
@@ -88,9 +99,10 @@ func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (st
 }
 
 // create writes a new token key, indexing it first when tracking users, and
-// reports false when the key already existed.
-func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val string, p policy) (bool, error) {
-	args := setArgs(key, val, p, s.track)
+// reports false when the key already existed. fields are more of the
+// record's fields, as name and value pairs.
+func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val string, p policy, fields []string) (bool, error) {
+	args := setArgs(key, val, p, s.track, fields...)
 	if !s.track {
 		r, err := evalSrc(c, create, args...)
 		return created(r), err
@@ -99,7 +111,7 @@ func (s *Store) create(ctx context.Context, c *conn, cd codec, userID, key, val 
 	// the two leaves a harmless dangling entry, never an unindexed token.
 	idx := s.indexKey(cd.indexID(userID, ""))
 	member := s.member(key)
-	s.sendRegister(c, idx, member, p.px(), 0, p.maxAge, "")
+	s.sendRegisterCap(c, idx, member, p.px(), 0, p.maxAge, "", s.maxSess)
 	c.SendEval(create, args...)
 	// With Replicas, the entry must be on the replicas before the token is
 	// handed out: a failover that lost the entry but kept the token (on
@@ -280,9 +292,13 @@ func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) 
 	}
 	defer c.Close()
 	var v any
-	if s.sliding {
+	var last string // the record's last use, with Details
+	switch {
+	case s.details:
+		v, last, err = s.readUse(&c, key)
+	case s.sliding:
 		v, err = c.Eval(touch, key, deadlineKey(key), s.legacyTTL(), b2i(s.capped), 1)
-	} else {
+	default:
 		// One command for a record; a session of the old layout pays a
 		// second round trip.
 		if v, err = c.Do("HGET", key, "u"); wrongType(err) {
@@ -300,6 +316,10 @@ func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) 
 		return "", "", wrap(op, err)
 	}
 	userID, err = cd.open(key, val)
+	if err == nil && s.useDue(last, time.Now()) {
+		// A last use that could not be recorded fails no Get.
+		s.recordUse(&c, key)
+	}
 	return userID, c.Addr(), wrap(op, err)
 }
 

@@ -111,6 +111,10 @@ func Run(t *testing.T, b Backend) {
 		{"PolicyErrors", testPolicyErrors},
 		{"Migration", testMigration},
 		{"Lookup", testLookup},
+		{"Sessions", testSessions},
+		{"DieOthers", testDieOthers},
+		{"Cap", testCap},
+		{"DieEverything", testDieEverything},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)

@@ -20,6 +20,7 @@ type Entry struct {
 	Opener   any   // what opened UserID from the stored value: a Store and its Crypt share the cache
 	Expiry   int64 // when the key expires, on the cache's clock (see Expires)
 	Deadline int64 // when the deadline key expires, for Sliding; math.MaxInt64 for never
+	Used     int64 // the session's recorded last use, in ms since the epoch; 0 for none
 
 	node       *Node  // the node it was read from, whose trust it needs
 	epoch      uint64 // the node's, when it was read
