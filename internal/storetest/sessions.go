@@ -202,12 +202,15 @@ func testDieOthers(t *testing.T, b Backend) {
 		t.Run(name+" ends the others and keeps the caller's, under 8 goroutines of Sets", func(t *testing.T) {
 			parallel(t, b)
 			mine, other := set(t, s, "alice"), set(t, s, "alice")
+			others := []string{set(t, s, "alice"), other, set(t, s, "alice")}
 			bob := set(t, s, "bob")
-			if n, err := s.DieOthers(ctx, mine); n != 1 || err != nil {
-				t.Fatalf("DieOthers = %d, %v; want 1", n, err)
+			if n, err := s.DieOthers(ctx, mine); n != 3 || err != nil {
+				t.Fatalf("DieOthers = %d, %v; want 3", n, err)
 			}
 			wantUser(t, s, mine, "alice")
-			wantGone(t, s, other)
+			for _, tok := range others {
+				wantGone(t, s, tok)
+			}
 			wantUser(t, s, bob, "bob")
 			if _, err := s.DieOthers(ctx, other); !errors.Is(err, sesh.ErrNotFound) {
 				t.Fatalf("DieOthers of an ended token = %v; want ErrNotFound", err)
@@ -288,6 +291,43 @@ func testDieOthers(t *testing.T, b Backend) {
 			mustDie(t, s, bob)
 		})
 	}
+}
+
+// testHandleChecks checks what stops a handle from reaching past its
+// session: DieSession ends only a record of the user it is given, even
+// when that user's index names another's; DieOthers spares a record of the
+// caller's handle, as a rotated successor of the caller's session has.
+func testHandleChecks(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := prefix(t)
+	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, TTL: time.Minute})
+	mine, twin, other := set(t, s, "alice"), set(t, s, "alice"), set(t, s, "alice")
+	bob := set(t, s, "bob")
+	bs := list(t, s, "bob")
+	// alice's index names bob's session, as a tampered index would.
+	bk := key(t, p, bob)
+	do(t, b, "ZADD", p+":u:alice", time.Now().Add(time.Hour).UnixMilli(), bk[len(p)+2:len(bk)-1])
+	if err := s.DieSession(ctx, "alice", bs[0].Handle); !errors.Is(err, sesh.ErrNotFound) {
+		t.Fatalf("DieSession(alice, bob's handle) through alice's index = %v; want ErrNotFound", err)
+	}
+	wantUser(t, s, bob, "bob")
+	if l := list(t, s, "alice"); len(l) != 3 {
+		t.Fatalf("alice's list has %d sessions; want her 3 and not bob's", len(l))
+	}
+	do(t, b, "ZREM", p+":u:alice", bk[len(p)+2:len(bk)-1])
+
+	// twin carries mine's handle: DieOthers keeps it.
+	me, err := s.Lookup(ctx, mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, b, "HSET", key(t, p, twin), "h", me.Handle)
+	if n, err := s.DieOthers(ctx, mine); n != 1 || err != nil {
+		t.Fatalf("DieOthers = %d, %v; want 1, the twin of the caller's handle kept", n, err)
+	}
+	wantUser(t, s, twin, "alice")
+	wantGone(t, s, other)
+	mustDie(t, s, mine, twin, bob)
 }
 
 // testCap checks MaxSessions under 16 goroutines of Sets of one user, with

@@ -115,6 +115,7 @@ func Run(t *testing.T, b Backend) {
 		{"DieOthers", testDieOthers},
 		{"Cap", testCap},
 		{"DieEverything", testDieEverything},
+		{"HandleChecks", testHandleChecks},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
