@@ -91,6 +91,16 @@ type Options struct {
 	// When nil, the body is "unauthorized" or "service unavailable" as
 	// text/plain, as [http.Error] writes it.
 	Error func(w http.ResponseWriter, r *http.Request, err error)
+
+	// Session makes the middleware ask for the whole session, with the
+	// Getter's Lookup ([Looker]), instead of Get, so that handlers read it
+	// with [Session]: its handle, to mark "this device" in a list of
+	// sessions, and its details. Lookup bypasses the Store's cache
+	// (Options.CacheSize), so each request takes a round trip to Redis.
+	// Require and Optional panic when it is set and the Getter has no
+	// Lookup. When false, the middleware calls Get, and Session reports
+	// false.
+	Session bool
 }
 
 // Require returns middleware that admits only requests with a live token.
@@ -133,6 +143,7 @@ func newMiddleware(op string, g Getter, o Options, optional bool) func(http.Hand
 	}
 	m := &middleware{
 		g:        g,
+		looker:   looker(op, g, o.Session),
 		cookie:   optionsCookie(o),
 		log:      o.Logger,
 		timeout:  o.LookupTimeout,
@@ -157,6 +168,7 @@ func newMiddleware(op string, g Getter, o Options, optional bool) func(http.Hand
 
 type middleware struct {
 	g        Getter
+	looker   Looker // with Options.Session; nil without
 	cookie   string
 	log      *slog.Logger
 	timeout  time.Duration // negative: none
@@ -167,13 +179,13 @@ type middleware struct {
 
 func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	token, err := m.token(r)
-	var userID string
+	var a auth
 	if err == nil {
-		userID, err = m.lookup(r.Context(), token)
+		a, err = m.lookup(r.Context(), token)
 	}
 	switch {
 	case err == nil:
-		ctx := context.WithValue(r.Context(), authKey{}, auth{userID: userID, token: token})
+		ctx := context.WithValue(r.Context(), authKey{}, a)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	case m.optional && !errors.Is(err, ErrUnavailable):
 		next.ServeHTTP(w, r)
@@ -182,36 +194,44 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 	}
 }
 
-// lookup asks the Getter for token's user ID, within the lookup bound. Its
-// error is ErrInvalidToken or ErrUnavailable.
-func (m *middleware) lookup(ctx context.Context, token string) (string, error) {
+// lookup asks the Getter for token's user ID (and with Options.Session
+// the Looker for its session), within the lookup bound. Its error is
+// ErrInvalidToken or ErrUnavailable.
+func (m *middleware) lookup(ctx context.Context, token string) (auth, error) {
 	gctx := ctx
 	if m.timeout > 0 {
 		var cancel context.CancelFunc
 		gctx, cancel = context.WithTimeout(ctx, m.timeout)
 		defer cancel()
 	}
-	userID, err := m.g.Get(gctx, token)
-	if err == nil && userID == "" {
+	a := auth{token: token, looked: m.looker != nil}
+	var err error
+	if a.looked {
+		a.session, err = m.looker.Lookup(gctx, token)
+		a.userID = a.session.UserID
+	} else {
+		a.userID, err = m.g.Get(gctx, token)
+	}
+	if err == nil && a.userID == "" {
 		// No store of sesh's returns this; a Getter that does is broken,
 		// and an empty identity must not pass for a user.
 		err = errors.New("seshhttp: get: Getter returned an empty user ID")
 	}
 	switch {
 	case err == nil:
-		return userID, nil
+		return a, nil
 	case errors.Is(err, sesh.ErrNotFound):
-		return "", ErrInvalidToken
+		return auth{}, ErrInvalidToken
 	case errors.Is(err, sesh.ErrDecrypt):
 		m.report(ctx, slog.LevelWarn, "seshhttp: stored value failed to decrypt", token, err)
-		return "", ErrInvalidToken
+		return auth{}, ErrInvalidToken
 	}
 	// A client that hung up is no store failure; it gets the same answer,
 	// which nobody reads. A lookup past its own bound is one.
 	if !errors.Is(ctx.Err(), context.Canceled) {
 		m.report(ctx, slog.LevelError, "seshhttp: token lookup failed", token, err)
 	}
-	return "", ErrUnavailable
+	return auth{}, ErrUnavailable
 }
 
 // report logs a failed lookup of token, naming the token by its hash.
@@ -236,7 +256,11 @@ func (m *middleware) hash(token string) string {
 // authKey is the context key of what the middleware accepted.
 type authKey struct{}
 
-type auth struct{ userID, token string }
+type auth struct {
+	userID, token string
+	session       sesh.Session // with Options.Session
+	looked        bool         // session was read
+}
 
 // UserID returns the user ID that Require or Optional put into ctx, and
 // false when ctx did not come through either with a live token.
