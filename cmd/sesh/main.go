@@ -15,6 +15,9 @@
 //	dieall    end every token of a user ID
 //	count     count a user ID's live tokens
 //	countall  count every live token under a prefix, with SCAN
+//	sessions  list a user ID's live sessions and their handles
+//	end       end one session of a user ID by its handle
+//	dieeverything  end every session under a prefix (with -yes)
 //	doctor    check a deployment against what sesh needs
 //	keygen    print a fresh encryption key for SESH_KEYS
 //	bench     measure throughput and latency
@@ -97,6 +100,9 @@ var commands = []command{
 	{"dieall", "end every token of a user ID", ops["dieall"].run},
 	{"count", "count a user ID's live tokens", ops["count"].run},
 	{"countall", "count every live token under a prefix, with SCAN", (*cli).countall},
+	{"sessions", "list a user ID's live sessions and their handles", (*cli).sessionsCmd},
+	{"end", "end one session of a user ID by its handle", (*cli).endCmd},
+	{"dieeverything", "end every session under a prefix (with -yes)", (*cli).dieEverythingCmd},
 	{"doctor", "check a deployment against what sesh needs", (*cli).doctor},
 	{"keygen", "print a fresh encryption key for SESH_KEYS", (*cli).keygen},
 	{"bench", "measure throughput and latency", (*cli).bench},
