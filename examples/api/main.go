@@ -11,6 +11,9 @@
 //	POST /rotate      -> 200 {"token":"..."}, and the cookie: a fresh token; the old one ends
 //	POST /logout      -> 204: the token ends, the cookie is cleared
 //	POST /logout-all  -> 200 {"ended":N}: every token of the user ends
+//	GET  /sessions    -> 200 {"sessions":[...]}: the user's sessions, this one marked
+//	DELETE /sessions/{handle}  -> 204: that session ends
+//	POST /sessions/others      -> 200 {"ended":N}: the user's other sessions end
 //
 // Every endpoint but /login needs a live token, sent as
 // "Authorization: Bearer TOKEN" or as the cookie "sesh"; without one it
@@ -154,7 +157,7 @@ func openStore(url string, log *slog.Logger) (sesh.TokenStore, func(), error) {
 
 // newCrypt returns a Crypt with the keys of SESH_KEYS over a Store on pool.
 func newCrypt(pool sesh.Pool, log *slog.Logger) (*sesh.Crypt, error) {
-	s, err := sesh.New(pool, sesh.Options{TTL: idleTTL, MaxAge: maxAge, Sliding: true, TrackUsers: true})
+	s, err := sesh.New(pool, sesh.Options{TTL: idleTTL, MaxAge: maxAge, Sliding: true, TrackUsers: true, Details: true})
 	if err != nil {
 		return nil, err
 	}
@@ -208,8 +211,10 @@ func keys(log *slog.Logger) ([][]byte, error) {
 // routes returns the API; every endpoint but /login is behind Require.
 func routes(s sesh.TokenStore, log *slog.Logger) http.Handler {
 	a := &api{s: s, log: log}
-	auth := seshhttp.Require(s, seshhttp.Options{TokenCookie: tokenCookie, Logger: log, Error: refuse})
+	o := seshhttp.Options{TokenCookie: tokenCookie, Logger: log, Error: refuse}
+	auth := seshhttp.Require(s, o)
 	mux := http.NewServeMux()
+	a.sessionRoutes(mux, o)
 	mux.HandleFunc("POST /login", a.login)
 	mux.Handle("GET /me", auth(http.HandlerFunc(a.me)))
 	mux.Handle("POST /rotate", auth(http.HandlerFunc(a.rotate)))
@@ -241,7 +246,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user or password"})
 		return
 	}
-	token, err := a.s.Set(r.Context(), demoUser)
+	token, err := a.issue(r, demoUser)
 	if err != nil {
 		a.unavailable(w, "login", err)
 		return
@@ -349,6 +354,6 @@ func printCurls(w io.Writer, base string) {
   # log in again, then out everywhere: every token of the user ends
   `+login+`
   curl -s -X POST %[2]s %[1]s/logout-all
-
 `, base, bearer)
+	printSessionCurls(w, base, fmt.Sprintf(login, base), bearer)
 }
