@@ -48,8 +48,11 @@ func (s *Store) makeRoom(c *conn, idx string, members []string) error {
 		return err
 	}
 	start := time.Now()
+	// A run of one command name, then another: see readIndex.
 	for _, m := range members {
 		c.Send("HGET", s.memberKey(m), "a")
+	}
+	for _, m := range members {
 		c.Send("PTTL", s.memberKey(m))
 	}
 	rs, err := c.Pipe(2 * len(members))
@@ -63,14 +66,14 @@ func (s *Store) makeRoom(c *conn, idx string, members []string) error {
 	var lives []live
 	args := []any{idx, recheck.Milliseconds()}
 	for i, m := range members {
-		ms, err := redis.Int64(rs[2*i+1], nil)
+		ms, err := redis.Int64(rs[len(members)+i], nil)
 		if err != nil {
 			return err
 		}
 		args = append(args, m, ms)
 		if ms != -2 {
 			// A record without "a", or of the old layout, is the oldest.
-			a, _ := redis.Int64(rs[2*i], nil)
+			a, _ := redis.Int64(rs[i], nil)
 			lives = append(lives, live{m, a})
 		}
 	}

@@ -116,20 +116,25 @@ func (s *Store) readIndex(c *conn, cd codec, userID string, names []any) ([]inde
 		}
 		ms, _ = validMembers(ms)
 		for chunk := range slices.Chunk(ms, listChunk) {
+			// Each command name in a run of its own: on Cluster, seshcluster
+			// sends a run of one name to every master in one round trip.
 			for _, m := range chunk {
 				c.Send("HMGET", append([]any{s.memberKey(m)}, names...)...)
+			}
+			for _, m := range chunk {
 				c.Send("PTTL", s.memberKey(m))
 			}
 			rs, err := c.Pipe(2 * len(chunk))
 			if err != nil {
 				return nil, err
 			}
+			recs, ttls := rs[:len(chunk)], rs[len(chunk):]
 			for i, m := range chunk {
 				e := indexed{idx: idx, member: m}
-				if e.pttl, err = redis.Int64(rs[2*i+1], nil); err != nil {
+				if e.pttl, err = redis.Int64(ttls[i], nil); err != nil {
 					return nil, err
 				}
-				if r, ok := rs[2*i].(redis.Error); ok && wrongType(r) {
+				if r, ok := recs[i].(redis.Error); ok && wrongType(r) {
 					v, err := redis.String(c.Do("GET", s.memberKey(m)))
 					if err == nil {
 						e.fields = make([]string, len(names))
@@ -137,8 +142,8 @@ func (s *Store) readIndex(c *conn, cd codec, userID string, names []any) ([]inde
 					} else if !errors.Is(err, redis.ErrNil) {
 						return nil, err
 					}
-				} else if vs, err := redis.Values(rs[2*i], nil); err != nil || len(vs) != len(names) {
-					return nil, fmt.Errorf("unexpected HMGET reply, %s", shape(rs[2*i]))
+				} else if vs, err := redis.Values(recs[i], nil); err != nil || len(vs) != len(names) {
+					return nil, fmt.Errorf("unexpected HMGET reply, %s", shape(recs[i]))
 				} else if vs[0] != nil {
 					e.fields, _ = redis.Strings(vs, nil)
 				}
