@@ -399,6 +399,12 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 	}
 	c, err := sesh.NewCrypt(s, make([]byte, 32))
 	must(err)
+	// With Details, Get reads the last use too, and records it once a
+	// minute.
+	ds, err := sesh.New(pool, sesh.Options{Prefix: "seshbench", TTL: time.Hour, Details: true})
+	must(err)
+	dtoken, err := ds.Set(ctx, user)
+	must(err)
 	token, err := s.Set(ctx, user)
 	must(err)
 	ctoken, err := c.Set(ctx, user)
@@ -444,6 +450,9 @@ func benchOps(b *testing.B, pool *redis.Pool, run func(*testing.B, func(*testing
 		}},
 		{"Get/sesh-nobatch", func(*testing.B) func() {
 			return func() { _, err := nb.Get(ctx, token); must(err) }
+		}},
+		{"Get/sesh-details", func(*testing.B) func() {
+			return func() { _, err := ds.Get(ctx, dtoken); must(err) }
 		}},
 		{"Get/crypt", func(*testing.B) func() {
 			return func() { _, err := c.Get(ctx, ctoken); must(err) }

@@ -81,12 +81,15 @@ func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (st
 			return "", wrap(op, err)
 		}
 		ok, err := s.create(ctx, &c, cd, userID, key, val, p, fields)
-		if full := (*fullError)(nil); errors.As(err, &full) && rooms < maxRooms {
-			// The cap is reached: make room, and try again.
-			rooms++
-			err = s.makeRoom(&c, s.indexKey(cd.indexID(userID, "")), full.members)
-		} else if err == nil && !ok {
+		switch {
+		case err == nil && !ok:
 			tries++
+		case err != nil && rooms < maxRooms:
+			if full := (*fullError)(nil); errors.As(err, &full) {
+				// The cap is reached: make room, and try again.
+				rooms++
+				err = s.makeRoom(&c, s.indexKey(cd.indexID(userID, "")), full.members)
+			}
 		}
 		if err != nil {
 			return "", wrap(op, err)
