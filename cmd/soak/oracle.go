@@ -34,10 +34,11 @@ func (c call) ok() bool { return c.Err == "" }
 
 // limits are what the oracle holds the history to.
 type limits struct {
-	MaxAge   time.Duration // 0: none
-	Slack    time.Duration // how far past its context's deadline a call may return
-	Expiry   time.Duration // Redis's expiry resolution, and clock jitter on one machine
-	CacheLag time.Duration // with a cache in another process: how long an end may take to reach it
+	MaxAge      time.Duration // 0: none
+	Slack       time.Duration // how far past its context's deadline a call may return
+	Expiry      time.Duration // Redis's expiry resolution, and clock jitter on one machine
+	CacheLag    time.Duration // with a cache in another process: how long an end may take to reach it
+	MaxSessions int           // Options.MaxSessions, for over-cap (sessions.go); 0: none
 }
 
 // violation is one broken promise, with the calls that show it.
@@ -94,6 +95,7 @@ type oracle struct {
 	first  time.Time // the Start of the first call: the origin of the +offsets in messages
 	tokens map[string]*tokenState
 	byUser map[string]map[string]*tokenState // issued tokens, for DieAll
+	sess   sessionRules                      // the session rules' state (sessions.go)
 }
 
 // tokenState is what the rules keep of one token.
@@ -139,6 +141,9 @@ func (o *oracle) add(c call) {
 		if took := c.End.Sub(c.Start); took > c.Timeout+o.l.Slack {
 			o.v.add("overrun", "%s at +%v took %v with a %v context", c.Op, o.since(c.Start), took.Round(time.Millisecond), c.Timeout)
 		}
+	}
+	if o.sessions(c) {
+		return
 	}
 	switch {
 	case c.Op == "set" && c.ok():
@@ -279,6 +284,7 @@ func (o *oracle) drop(tok string) {
 
 // close drops every token still held and returns the verdict.
 func (o *oracle) close() verdict {
+	o.sessionsClose()
 	for tok := range o.tokens {
 		o.drop(tok)
 	}

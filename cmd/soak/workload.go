@@ -32,7 +32,7 @@ var workload = []struct {
 	op   string
 	part int
 }{
-	{"get", 70}, {"set", 8}, {"liv", 8}, {"rotate", 4}, {"die", 4}, {"dieall", 2}, {"count", 4},
+	{"get", 68}, {"set", 8}, {"liv", 8}, {"rotate", 4}, {"die", 4}, {"dieall", 2}, {"count", 4}, {"dieothers", 1}, {"diesession", 1},
 }
 
 // handle is one of a run's Stores, with the Options it was opened with:
@@ -115,6 +115,9 @@ func (w *worker) next() (handle, string, tok) {
 	if len(w.mine) == 0 {
 		return s, "set", tok{}
 	}
+	if slices.Contains(sessionOps, op) {
+		s, op = w.sessionStore(s, op) // sessions.go
+	}
 	return s, op, w.mine[w.rnd.IntN(len(w.mine))]
 }
 
@@ -156,6 +159,9 @@ func (w *worker) do(s handle, op string, t tok, seq *sequencer) call {
 		var n int
 		n, err = s.Count(ctx, user)
 		c.Out = strconv.Itoa(n)
+	case "dieothers", "diesession":
+		c.User = t.user
+		c.Out, err = sessionCall(ctx, s.api, op, t)
 	}
 	c.End = time.Now()
 	c.Err = kind(err)
