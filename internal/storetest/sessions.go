@@ -487,3 +487,63 @@ func testDieEverything(t *testing.T, b Backend) {
 		t.Fatal("the old layout's key is left")
 	}
 }
+
+// testLastUse checks Details' last use: Get records it at most once per
+// LastUseInterval, through the cache too, and with Details off no Get
+// writes it.
+func testLastUse(t *testing.T, b Backend) {
+	u := b.Unit
+	ctx := context.Background()
+	p := prefix(t)
+	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, Details: true, TTL: time.Hour, LastUseInterval: 4 * u})
+	tok := set(t, s, "alice")
+	k := key(t, p, tok)
+	last := func() int64 {
+		t.Helper()
+		ms, err := redis.Int64(do(t, b, "HGET", k, "s"), nil)
+		if err != nil {
+			t.Fatalf("HGET s: %v", err)
+		}
+		return ms
+	}
+	s0 := last()
+	for range 5 {
+		wantUser(t, s, tok, "alice")
+	}
+	if got := last(); got != s0 {
+		t.Fatalf("Gets within the interval moved the last use by %dms", got-s0)
+	}
+	b.Advance(t, 5*u)
+	wantUser(t, s, tok, "alice") // a cached Get goes to Redis once for it
+	wantUser(t, s, tok, "alice")
+	s1 := last()
+	if s1 <= s0 {
+		t.Fatalf("a Get past the interval did not record the last use: %d, then %d", s0, s1)
+	}
+	for range 5 {
+		wantUser(t, s, tok, "alice")
+	}
+	if got := last(); got != s1 {
+		t.Fatalf("Gets within the next interval moved the last use by %dms", got-s1)
+	}
+	se, err := s.Lookup(ctx, tok)
+	if err != nil || se.LastUse.UnixMilli() != s1 || se.Created.UnixMilli() != s0 {
+		t.Fatalf("Lookup = %+v, %v; want last use %d and creation %d", se, err, s1, s0)
+	}
+	mustDie(t, s, tok)
+
+	// Without Details, nothing records a last use.
+	plain := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, TTL: time.Hour, Sliding: true})
+	tok = set(t, plain, "bob")
+	b.Advance(t, 2*u)
+	wantUser(t, plain, tok, "bob")
+	// Nor does a Store with Details write one into a record without it.
+	if _, err := s.Lookup(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	wantUser(t, s, tok, "bob")
+	if n, _ := redis.Int(do(t, b, "HEXISTS", key(t, p, tok), "s"), nil); n != 0 {
+		t.Fatal("a last use was recorded without Details")
+	}
+	mustDie(t, plain, tok)
+}

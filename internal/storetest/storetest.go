@@ -116,6 +116,7 @@ func Run(t *testing.T, b Backend) {
 		{"Cap", testCap},
 		{"DieEverything", testDieEverything},
 		{"HandleChecks", testHandleChecks},
+		{"LastUse", testLastUse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
