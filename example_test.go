@@ -326,3 +326,68 @@ func ExampleErrInvalidUser() {
 	// true
 	// 1
 }
+
+func ExampleStore_Sessions() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TrackUsers: true, Details: true})
+	laptop, _ := s.SetWith(ctx, "alice", sesh.Policy{Label: "Firefox on Linux"})
+	phone, _ := s.SetWith(ctx, "alice", sesh.Policy{Label: "Safari on iOS"})
+
+	// "Where am I logged in?", with this device marked.
+	me, _ := s.Lookup(ctx, laptop)
+	list, _ := s.Sessions(ctx, "alice")
+	for _, se := range list {
+		fmt.Println(se.Label, se.Handle == me.Handle)
+	}
+
+	// End the phone's session by its handle: it takes the user ID too, so
+	// a handle never reaches another user's session.
+	other, _ := s.Lookup(ctx, phone)
+	fmt.Println(errors.Is(s.DieSession(ctx, "bob", other.Handle), sesh.ErrNotFound))
+	fmt.Println(s.DieSession(ctx, "alice", other.Handle))
+	_, err := s.Get(ctx, phone)
+	fmt.Println(errors.Is(err, sesh.ErrNotFound))
+	// Unordered output:
+	// Firefox on Linux true
+	// Safari on iOS false
+	// true
+	// <nil>
+	// true
+}
+
+func ExampleStore_DieOthers() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TrackUsers: true})
+	current, _ := s.Set(ctx, "alice")
+	s.Set(ctx, "alice")
+	s.Set(ctx, "alice")
+
+	// After a password change: log out the other devices.
+	n, err := s.DieOthers(ctx, current)
+	fmt.Println(n, err)
+	userID, _ := s.Get(ctx, current)
+	fmt.Println(userID)
+	// Output:
+	// 2 <nil>
+	// alice
+}
+
+func ExampleErrTooManySessions() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TrackUsers: true, MaxSessions: 2})
+	s.Set(ctx, "alice")
+	s.Set(ctx, "alice")
+	_, err := s.Set(ctx, "alice")
+	fmt.Println(errors.Is(err, sesh.ErrTooManySessions))
+	// Output:
+	// true
+}
