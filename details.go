@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -89,14 +88,23 @@ redis.call('HSET', KEYS[1], 's', string.format('%.0f', now))
 return 1`)
 
 // useDue reports whether a record's last use field, read at now, is due to
-// be recorded anew: it is present and LastUseInterval old. The app's clock
-// only decides whether to ask; the script decides on the server's.
-func (s *Store) useDue(field string, now time.Time) bool {
-	if field == "" {
+// be recorded anew: it is present and LastUseInterval old, or unreadable.
+// The app's clock only decides whether to ask; the script decides on the
+// server's. It takes the field as Redis sent it, so that Get allocates no
+// string for it.
+func useDue[T ~string | ~[]byte](s *Store, field T, now time.Time) bool {
+	if len(field) == 0 {
 		return false
 	}
-	ms, err := strconv.ParseInt(field, 10, 64)
-	return err != nil || now.UnixMilli()-ms >= s.lastUse
+	var ms int64
+	for i := range len(field) {
+		d := field[i]
+		if d < '0' || d > '9' || ms > (1<<62)/10 {
+			return true
+		}
+		ms = ms*10 + int64(d-'0')
+	}
+	return now.UnixMilli()-ms >= s.lastUse
 }
 
 // recordUse runs used on key.
@@ -108,31 +116,31 @@ func (s *Store) recordUse(c *conn, key string) error {
 // readUse is fetch's read with Details: the value, as fetch reads it, and
 // the record's last use, in one round trip: HMGET u s, or with Sliding the
 // touch and HGET s.
-func (s *Store) readUse(c *conn, key string) (v any, last string, err error) {
+func (s *Store) readUse(c *conn, key string) (v any, last []byte, err error) {
 	if !s.sliding {
 		v, err = c.Do("HMGET", key, "u", "s")
 		if wrongType(err) {
 			// A session of the old layout: no last use.
 			v, err = c.Do("GET", key)
-			return v, "", err
+			return v, nil, err
 		}
 		vs, _ := redis.Values(v, nil)
 		if err != nil || len(vs) != 2 {
-			return nil, "", cmp.Or(err, fmt.Errorf("unexpected HMGET reply, %s", shape(v)))
+			return nil, nil, cmp.Or(err, fmt.Errorf("unexpected HMGET reply, %s", shape(v)))
 		}
-		last, _ = redis.String(vs[1], nil)
+		last, _ = vs[1].([]byte)
 		return vs[0], last, nil
 	}
 	c.SendEval(touch, key, deadlineKey(key), s.legacyTTL(), b2i(s.capped), 1)
 	c.Send("HGET", key, "s")
 	rs, err := c.Pipe(2)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	if e, ok := rs[0].(redis.Error); ok {
-		return nil, "", e
+		return nil, nil, e
 	}
 	// HGET meets WRONGTYPE on a session of the old layout: no last use.
-	last, _ = redis.String(rs[1], nil)
+	last, _ = rs[1].([]byte)
 	return rs[0], last, nil
 }

@@ -96,7 +96,7 @@ func (s *Store) lookup(ctx context.Context, cd codec, token string) (Session, er
 		return Session{}, ErrNotFound
 	}
 	se, err := sessionOf(cd, key, vs, ttl, now)
-	if err == nil && s.details && s.useDue(vs[4], now) {
+	if err == nil && s.details && useDue(s, vs[4], now) {
 		// A last use that could not be recorded fails no Lookup.
 		s.recordUse(&c, key)
 	}

@@ -295,7 +295,7 @@ func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) 
 	}
 	defer c.Close()
 	var v any
-	var last string // the record's last use, with Details
+	var last []byte // the record's last use, with Details
 	switch {
 	case s.details:
 		v, last, err = s.readUse(&c, key)
@@ -319,7 +319,7 @@ func (s *Store) fetchOn(ctx context.Context, cd codec, key string, onLane bool) 
 		return "", "", wrap(op, err)
 	}
 	userID, err = cd.open(key, val)
-	if err == nil && s.useDue(last, time.Now()) {
+	if err == nil && s.details && useDue(s, last, time.Now()) {
 		// A last use that could not be recorded fails no Get.
 		s.recordUse(&c, key)
 	}
