@@ -88,6 +88,13 @@ func (s *Store) masters(ctx context.Context) ([]conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A Cluster behind a Pool that hides its router would be scanned on
+		// one master only: refuse rather than end a part and report success.
+		info, err := redis.String(c.Do("INFO", "cluster"))
+		if err == nil && strings.Contains(info, "cluster_enabled:1") {
+			c.Close()
+			return nil, errors.New("the Redis is a Cluster and the Pool is not seshcluster's, which DieEverything needs to reach every master")
+		}
 		return []conn{c}, nil
 	}
 	addrs, err := r.Masters()

@@ -219,14 +219,14 @@ func (s *Store) dropGone(c *conn, gone []indexed) error {
 
 func (s *Store) dieSession(ctx context.Context, cd codec, userID, handle string) error {
 	const op = "diesession"
+	if s.track && !validHandle(handle) && checkUserID(op, userID) == nil {
+		return ErrNotFound // before any connection
+	}
 	c, err := s.userConn(ctx, op, userID, s.replicas == 0)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if !validHandle(handle) {
-		return ErrNotFound
-	}
 	for range maxTries {
 		es, err := s.readIndex(&c, cd, userID, []any{"u", "h"})
 		if err != nil {

@@ -486,6 +486,17 @@ func testDieEverything(t *testing.T, b Backend) {
 	if n, _ := redis.Int(do(t, b, "EXISTS", k), nil); n != 0 {
 		t.Fatal("the old layout's key is left")
 	}
+	// A Cluster behind a Pool that hides its router cannot be scanned
+	// whole: DieEverything refuses.
+	if _, ok := b.Pool.(interface{ Masters() ([]string, error) }); ok {
+		hidden, err := sesh.New(struct{ sesh.Pool }{b.Pool}, sesh.Options{Prefix: p, Pipelines: sesh.NoPipelining})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hidden.DieEverything(ctx); err == nil || !strings.Contains(err.Error(), "seshcluster") {
+			t.Fatalf("DieEverything on a Cluster through a Pool without its router = %v; want an error naming seshcluster", err)
+		}
+	}
 }
 
 // testLastUse checks Details' last use: Get records it at most once per
