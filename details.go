@@ -2,8 +2,11 @@ package sesh
 
 import (
 	"cmp"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -113,6 +116,12 @@ func (s *Store) recordUse(c *conn, key string) error {
 	return err
 }
 
+// touchSHA is the SHA-1 of touch's source, for EVALSHA in a pipeline.
+var touchSHA = func() string {
+	h := sha1.Sum([]byte(touch.Src()))
+	return hex.EncodeToString(h[:])
+}()
+
 // readUse is fetch's read with Details: the value, as fetch reads it, and
 // the record's last use, in one round trip: HMGET u s, or with Sliding the
 // touch and HGET s.
@@ -131,13 +140,22 @@ func (s *Store) readUse(c *conn, key string) (v any, last []byte, err error) {
 		last, _ = vs[1].([]byte)
 		return vs[0], last, nil
 	}
-	c.SendEval(touch, key, deadlineKey(key), s.legacyTTL(), b2i(s.capped), 1)
+	// By hash, as a sliding Get without Details sends it: the source only
+	// when the server has not met it.
+	args := []any{key, deadlineKey(key), s.legacyTTL(), b2i(s.capped), 1}
+	c.Send("EVALSHA", append([]any{touchSHA, 2}, args...)...)
 	c.Send("HGET", key, "s")
 	rs, err := c.Pipe(2)
 	if err != nil {
 		return nil, nil, err
 	}
-	if e, ok := rs[0].(redis.Error); ok {
+	if e, ok := rs[0].(redis.Error); ok && strings.HasPrefix(string(e), "NOSCRIPT ") {
+		// HGET read the last use before the touch: as good.
+		rs[0], err = c.Eval(touch, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if ok {
 		return nil, nil, e
 	}
 	// HGET meets WRONGTYPE on a session of the old layout: no last use.

@@ -503,10 +503,18 @@ func testDieEverything(t *testing.T, b Backend) {
 // LastUseInterval, through the cache too, and with Details off no Get
 // writes it.
 func testLastUse(t *testing.T, b Backend) {
+	for _, sliding := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Get", true: "a sliding Get"}[sliding]+" records the last use once per interval", func(t *testing.T) {
+			testLastUseOf(t, b, sliding)
+		})
+	}
+}
+
+func testLastUseOf(t *testing.T, b Backend, sliding bool) {
 	u := b.Unit
 	ctx := context.Background()
 	p := prefix(t)
-	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, Details: true, TTL: time.Hour, LastUseInterval: 4 * u})
+	s := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, Details: true, TTL: time.Hour, LastUseInterval: 4 * u, Sliding: sliding})
 	tok := set(t, s, "alice")
 	k := key(t, p, tok)
 	last := func() int64 {
