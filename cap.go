@@ -2,6 +2,7 @@ package sesh
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"slices"
 	"time"
@@ -12,15 +13,39 @@ import (
 // ErrTooManySessions is returned by Set and SetWith, wrapped with the
 // operation's name, when Options.MaxSessions is set and the user already
 // has that many sessions: always without Options.EndOldest, and with it
-// when no room could be made (the entries at the cap are of sessions being
-// created at this moment, or other Sets took the room first, many times in
-// a row). No token is issued.
+// when no room could be made (the places are held, for longer than about
+// 130ms, by sessions being created or ended at this moment, or other Sets
+// took the room first, many times in a row). No token is issued.
 var ErrTooManySessions = errors.New("sesh: too many sessions")
 
 // maxRooms bounds how many times one Set makes room under the cap before it
 // gives up with ErrTooManySessions: each time it lost, another Set of the
 // same user took the room.
 const maxRooms = 32
+
+// errRoomSoon is makeRoom's answer when entries of gone tokens, not yet
+// due, hold the places: Set waits a little and tries again.
+var errRoomSoon = errors.New("sesh: the entries at the cap are of gone tokens")
+
+// maxWaits bounds how many times one Set waits for room (errRoomSoon),
+// 1ms and doubling to 32ms: about 130ms in all.
+const maxWaits = 8
+
+// waitRoom waits before the Set's try after its nth errRoomSoon, or returns
+// ErrTooManySessions when it has waited enough, or ctx's error.
+func waitRoom(ctx context.Context, n int) error {
+	if n >= maxWaits {
+		return ErrTooManySessions
+	}
+	t := time.NewTimer(time.Millisecond << min(n, 5))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // fullError is register's answer when the user's index is at the cap: it
 // holds every token member, for makeRoom.
@@ -33,7 +58,9 @@ func (e *fullError) Is(target error) bool { return target == ErrTooManySessions 
 // it drops the entries of tokens that are gone and due, and reports nil when
 // it did, for the Set to try again. Otherwise, with EndOldest, it ends the
 // oldest live sessions, enough to leave one place, and reports nil;
-// without, it returns ErrTooManySessions.
+// without, it returns ErrTooManySessions. When gone tokens' entries, not
+// yet due, hold the places that live sessions do not, it returns
+// errRoomSoon.
 //
 // Every live token has an entry, written before the token and dropped
 // after it, so the entries bound the live tokens and the cap holds however
@@ -84,10 +111,14 @@ func (s *Store) makeRoom(c *conn, idx string, members []string) error {
 		}
 	}
 	excess := len(members) - s.maxSess + 1
-	if !s.endOldest || excess <= 0 || excess > len(lives) {
-		// Without EndOldest, or when ending every live session would not
-		// make room: refuse.
+	switch {
+	case len(lives) >= s.maxSess && !s.endOldest, excess <= 0:
 		return ErrTooManySessions
+	case len(lives) < s.maxSess && !s.endOldest, excess > len(lives):
+		// Entries of gone tokens hold places: tokens that a DieAll under
+		// way has ended, whose entries it drops as it returns, or whose
+		// Set is under way. They go soon.
+		return errRoomSoon
 	}
 	slices.SortFunc(lives, func(a, b live) int { return cmp.Or(cmp.Compare(a.auth, b.auth), cmp.Compare(a.member, b.member)) })
 	victims := lives[:excess]

@@ -71,7 +71,7 @@ func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (st
 	if err != nil {
 		return "", wrap(op, err)
 	}
-	for tries, rooms := 0, 0; tries < maxTries; {
+	for tries, rooms, waits := 0, 0, 0; tries < maxTries; {
 		tok, key, err := s.newToken()
 		if err != nil {
 			return "", wrap(op, err)
@@ -89,6 +89,10 @@ func (s *Store) set(ctx context.Context, cd codec, userID string, pp Policy) (st
 				// The cap is reached: make room, and try again.
 				rooms++
 				err = s.makeRoom(&c, s.indexKey(cd.indexID(userID, "")), full.members)
+				if errors.Is(err, errRoomSoon) {
+					err = waitRoom(ctx, waits)
+					waits++
+				}
 			}
 		}
 		if err != nil {
