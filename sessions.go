@@ -190,10 +190,28 @@ func (s *Store) sessions(ctx context.Context, cd codec, userID string) ([]Sessio
 			return nil, wrap(op, err)
 		}
 	}
+	return oneEach(list), nil
+}
+
+// oneEach sorts a list of sessions, oldest first, and keeps one record of
+// each handle: a session has two for a moment while a Rotate's old token
+// lives on beside its new one, which is the one that expires last.
+func oneEach(list []Session) []Session {
+	later := func(a, b time.Time) int {
+		switch {
+		case a.Equal(b):
+			return 0
+		case a.IsZero():
+			return 1
+		case b.IsZero():
+			return -1
+		}
+		return a.Compare(b)
+	}
 	slices.SortFunc(list, func(a, b Session) int {
-		return cmp.Or(a.AuthTime.Compare(b.AuthTime), cmp.Compare(a.Handle, b.Handle))
+		return cmp.Or(a.AuthTime.Compare(b.AuthTime), cmp.Compare(a.Handle, b.Handle), -later(a.IdleExpiry, b.IdleExpiry))
 	})
-	return list, nil
+	return slices.CompactFunc(list, func(a, b Session) bool { return a.Handle != "" && a.Handle == b.Handle })
 }
 
 // dropGone drops the entries of gone tokens that are due, as a check does.
@@ -227,27 +245,40 @@ func (s *Store) dieSession(ctx context.Context, cd codec, userID, handle string)
 		return err
 	}
 	defer c.Close()
+	// Every record of the handle ends: a session has two for a moment
+	// while a Rotate's old token lives on beside its new one.
+	endedAny := false
 	for range maxTries {
 		es, err := s.readIndex(&c, cd, userID, []any{"u", "h"})
 		if err != nil {
 			return wrap(op, err)
 		}
-		i := slices.IndexFunc(es, func(e indexed) bool {
+		es = slices.DeleteFunc(es, func(e indexed) bool {
 			if e.fields == nil || e.fields[1] != handle {
-				return false
+				return true
 			}
 			u, err := cd.open(s.memberKey(e.member), e.fields[0])
-			return err == nil && u == userID
+			return err != nil || u != userID
 		})
-		if i < 0 {
+		if len(es) == 0 && endedAny {
+			return nil
+		}
+		if len(es) == 0 {
 			return ErrNotFound
 		}
-		ended, err := s.endMember(&c, es[i].idx, es[i].member)
-		if ended || err != nil {
-			return wrap(op, err)
+		all := true
+		for _, e := range es {
+			ended, err := s.endMember(&c, e.idx, e.member)
+			if err != nil {
+				return wrap(op, err)
+			}
+			endedAny, all = endedAny || ended, all && ended
 		}
-		// Gone between the read and the DEL: ended, or rotated to a new
-		// token, which the next read finds.
+		if all {
+			return nil
+		}
+		// A record went between the read and the DEL: ended, or rotated
+		// to a new token, which the next read finds.
 	}
 	return wrap(op, errors.New("the session's token kept changing"))
 }

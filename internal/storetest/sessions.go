@@ -327,7 +327,17 @@ func testHandleChecks(t *testing.T, b Backend) {
 	}
 	wantUser(t, s, twin, "alice")
 	wantGone(t, s, other)
-	mustDie(t, s, mine, twin, bob)
+	// Two records of one handle, as a Rotate's old token beside its new
+	// one: listed once, and DieSession ends both.
+	if l := list(t, s, "alice"); len(l) != 1 || l[0].Handle != me.Handle {
+		t.Fatalf("Sessions = %+v; want the one session of two records", l)
+	}
+	if err := s.DieSession(ctx, "alice", me.Handle); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, s, mine)
+	wantGone(t, s, twin)
+	mustDie(t, s, bob)
 }
 
 // testCap checks MaxSessions under 16 goroutines of Sets of one user, with
