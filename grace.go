@@ -46,7 +46,7 @@ func (o *Options) graceDefaults() error {
 // until the session's deadline (or for a horizon without one).
 //
 // KEYS: token, deadline key (old layout), tombstone. ARGV: window ms (0:
-// none), masked new token, new token's member ('' for no tombstone), the
+// none), masked new token, new token's member (empty for no tombstone), the
 // new deadline (-1: none, 0: now + MaxAge, else ms since the epoch), MaxAge
 // ms, horizon ms.
 var retire = newScript(3, typeOf+`
@@ -74,7 +74,7 @@ if ARGV[3] ~= '' then
 end
 return 1`)
 
-// graceRetire queues retire of r's old token.
+// sendRetire queues retire of r's old token.
 func (s *Store) sendRetire(c *conn, r *rotation) {
 	tomb, masked := "", mask(r.raw, r.tok)
 	if s.reuse {

@@ -31,7 +31,7 @@ func reuseHorizon(idle int64) time.Duration {
 }
 
 // unchain takes one step along a chain: it ends the token, takes its
-// tombstone, and returns {the next token's member or '', 1 when it ended a
+// tombstone, and returns {the next token's member or empty, 1 when it ended a
 // live token}.
 //
 // KEYS: token, deadline key (old layout), tombstone.
