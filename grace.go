@@ -76,7 +76,10 @@ return 1`)
 
 // sendRetire queues retire of r's old token.
 func (s *Store) sendRetire(c *conn, r *rotation) {
-	tomb, masked := "", mask(r.raw, r.tok)
+	tomb, masked := "", ""
+	if s.grace > 0 {
+		masked = mask(r.raw, r.tok)
+	}
 	if s.reuse {
 		tomb = s.member(r.nkey)
 	}
