@@ -52,6 +52,7 @@ var configs = map[string]config{
 	"track":    {opts: sesh.Options{TTL: 2 * time.Second, MaxAge: 3 * time.Second, Sliding: true, TrackUsers: true}},
 	"cache":    {opts: sesh.Options{TTL: time.Minute, TrackUsers: true, CacheSize: 10000, CacheMaxStale: 200 * time.Millisecond}, cache: true},
 	"replicas": {opts: sesh.Options{TTL: time.Minute, TrackUsers: true, Replicas: 1, ReplicaTimeout: 500 * time.Millisecond}},
+	"grace":    graceConfig,
 }
 
 // report is what a run found.
@@ -102,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	topo := fs.String("topology", "single", "single, sentinel or cluster")
-	cfgName := fs.String("config", "plain", "plain, crypt, track, cache or replicas")
+	cfgName := fs.String("config", "plain", "plain, crypt, track, cache, replicas or grace")
 	d := fs.Duration("d", 30*time.Second, "how long to run")
 	c := fs.Int("c", 32, "concurrent workers")
 	users := fs.Int("users", 50, "distinct users")
@@ -217,7 +218,7 @@ func soak(s settings, w io.Writer) (*report, error) {
 	if s.cfg.cache {
 		lag = s.cfg.opts.CacheMaxStale
 	}
-	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag})
+	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag, Grace: s.cfg.opts.RotateGrace})
 	o.v.cap = 100 // the counts go on; the details stop
 	var pw io.Writer
 	if s.progress > 0 {

@@ -28,6 +28,7 @@ type limits struct {
 	Slack    time.Duration // how far past its context's deadline a call may return
 	Expiry   time.Duration // Redis's expiry resolution, and clock jitter on one machine
 	CacheLag time.Duration // with a cache in another process: how long an end may take to reach it
+	Grace    time.Duration // Options.RotateGrace: see grace.go
 }
 
 // violation is one broken promise, with the calls that show it.
@@ -85,6 +86,8 @@ type tokenState struct {
 	ended  endAt     // the first acknowledged end of it
 	gone   time.Time // when a Get first answered ErrNotFound
 	okGets int       // successful Gets, counted into Checked when it is dropped
+
+	pred *tokenState // with Grace: the token it replaced, in its window (grace.go)
 }
 
 func newOracle(l limits) *oracle {
@@ -122,12 +125,9 @@ func (o *oracle) add(c call) {
 	case c.Op == "set" && c.ok():
 		o.issue(c.Out, c.User, c.End, c.End)
 	case c.Op == "rotate" && c.ok():
-		old := o.token(c.Token)
-		old.ended = old.ended.or(c.Start, c.End, "after-end")
-		o.issue(c.Out, c.User, c.End, old.chain)
+		o.rotated(c) // grace.go
 	case c.Op == "die" && c.ok():
-		t := o.token(c.Token)
-		t.ended = t.ended.or(c.Start, c.End, "after-end")
+		o.died(c, o.token(c.Token))
 	case c.Op == "dieall" && c.ok():
 		// It ends every token of the user issued before it began: those
 		// were issued by calls that began earlier, so they are all here.
