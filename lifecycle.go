@@ -198,6 +198,8 @@ func (s *Store) Count(ctx context.Context, userID string) (int, error) {
 // rotation never extends a session, its own idle TTL, which starts afresh,
 // and its place in its user's index, whatever this Store's Options. Of many concurrent Rotate
 // calls on one token, exactly one succeeds; the others get ErrNotFound.
+// With Options.RotateGrace, the old token still resolves for the window,
+// and every Rotate of it within the window returns the winner's token.
 //
 // With Options.Replicas, an ErrNotReplicated error comes with the new
 // token: the rotation happened, but the old token's end may not survive a
