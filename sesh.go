@@ -122,7 +122,8 @@ type Options struct {
 
 	// Logger receives the rare events an operator must see: the cache's
 	// tracking lost and regained, the cache bypassed and restored, a
-	// Rotate waiting for a DieAll. It never receives one line per request,
+	// Rotate waiting for a DieAll, a rotated token reused
+	// (ReuseDetection). It never receives one line per request,
 	// nor a token or a user ID. When nil, nothing is logged.
 	Logger *slog.Logger
 
