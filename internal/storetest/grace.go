@@ -162,6 +162,18 @@ func testGraceEnd(t *testing.T, b Backend) {
 			wantUser(t, s, nt2, "carol")
 		})
 	}
+	pre := prefix(t)
+	reader := newStore(t, b, sesh.Options{Prefix: pre, TTL: time.Hour})
+	rotator := newStore(t, b, sesh.Options{Prefix: pre, TTL: time.Hour, RotateGrace: 2 * u})
+	t.Run("another Store's Get, which read the token before, stops at the window's end", func(t *testing.T) {
+		tok := set(t, reader, "erin")
+		wantUser(t, reader, tok, "erin") // with a cache, now cached for an hour
+		nt := rotate(t, rotator, tok)
+		wantUser(t, reader, tok, "erin")
+		b.Advance(t, 3*u)
+		wantGone(t, reader, tok)
+		wantUser(t, reader, nt, "erin")
+	})
 	sliding := newStore(t, b, sesh.Options{RotateGrace: 2 * u, TTL: time.Hour, Sliding: true})
 	t.Run("a sliding Get of a token in its window does not restart its TTL", func(t *testing.T) {
 		tok := set(t, sliding, "dave")
