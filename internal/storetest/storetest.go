@@ -111,6 +111,10 @@ func Run(t *testing.T, b Backend) {
 		{"PolicyErrors", testPolicyErrors},
 		{"Migration", testMigration},
 		{"Lookup", testLookup},
+		{"GraceRace", testGraceRace},
+		{"GraceEnd", testGraceEnd},
+		{"Reuse", testReuse},
+		{"Reauth", testReauth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallel(t, b)
