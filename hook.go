@@ -31,6 +31,10 @@ type Result struct {
 	RoundTrips int
 	// Err is the error the operation returned, or nil.
 	Err error
+	// Reused reports that the operation met a rotated token presented
+	// after its grace window, and ended its session's chain
+	// (Options.ReuseDetection). Err is ErrNotFound then.
+	Reused bool
 }
 
 // run runs the operation f: it counts it in the Store's Stats and, with a
@@ -55,7 +59,7 @@ func hooked[T any](s *Store, ctx context.Context, o op, f func(context.Context) 
 	s.stats.done(o, s.cache != nil, err)
 	if end != nil {
 		n := int(t.n.Load())
-		end(Result{Cached: o == opGet && s.cache != nil && err == nil && n == 0, RoundTrips: n, Err: err})
+		end(Result{Cached: o == opGet && s.cache != nil && err == nil && n == 0, RoundTrips: n, Err: err, Reused: t.reused.Load()})
 	}
 	return v, err
 }
@@ -65,7 +69,8 @@ func hooked[T any](s *Store, ctx context.Context, o op, f func(context.Context) 
 // (conn.do). It is context.WithValue and the counter in one allocation.
 type tripsCtx struct {
 	context.Context
-	n atomic.Int32
+	n      atomic.Int32
+	reused atomic.Bool // see Result.Reused
 }
 
 // tripsKey is the key under which a tripsCtx finds itself.
@@ -123,6 +128,10 @@ func (s *Store) runRotate(ctx context.Context, cd codec, token string) (string, 
 
 func (s *Store) runLookup(ctx context.Context, cd codec, token string) (Session, error) {
 	return run(s, ctx, opLookup, func(ctx context.Context) (Session, error) { return s.lookup(ctx, cd, token) })
+}
+
+func (s *Store) runReauth(ctx context.Context, cd codec, token string) (string, error) {
+	return run(s, ctx, opReauth, func(ctx context.Context) (string, error) { return s.renew(ctx, cd, token, opReauth) })
 }
 
 func (s *Store) runSessions(ctx context.Context, cd codec, userID string) ([]Session, error) {

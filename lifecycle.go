@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -211,6 +212,8 @@ func (s *Store) Count(ctx context.Context, userID string) (int, error) {
 // rotation never extends a session, its own idle TTL, which starts afresh,
 // and its place in its user's index, whatever this Store's Options. Of many concurrent Rotate
 // calls on one token, exactly one succeeds; the others get ErrNotFound.
+// With Options.RotateGrace, the old token still resolves for the window,
+// and every Rotate of it within the window returns the winner's token.
 //
 // With Options.Replicas, an ErrNotReplicated error comes with the new
 // token: the rotation happened, but the old token's end may not survive a
@@ -491,6 +494,11 @@ type rotation struct {
 	inIndex          bool      // the session is in its user's index
 	unknown          bool      // an old-layout session: its index must say
 	fields           []string  // the record's carried fields, as name and value pairs
+	raw              *[32]byte // the old token's raw bytes, which mask its successor
+	auth             int64     // the authentication time (a) in ms; 0 when unknown
+	maxAge           int64     // with deadline 0 (Reauth), the MaxAge it counts from now
+	pred             any       // the predecessor in its window (p), as read
+	g                string    // the successor masked (g), when the old token is in its window
 	tok, nkey, nval  string    // the new token, its key and stored value
 	oldIdx, newIdx   string    // the indexes of the old and the new token
 	indexed          []string  // the indexes that hold an entry of the new token
@@ -498,7 +506,14 @@ type rotation struct {
 }
 
 func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, error) {
-	const op = "rotate"
+	return s.renew(ctx, cd, token, opRotate)
+}
+
+// renew is Rotate, and Reauth with o opReauth: Reauth's new token is a new
+// authentication, with its idle TTL, deadline and authentication time
+// counted from now.
+func (s *Store) renew(ctx context.Context, cd codec, token string, o op) (string, error) {
+	op := o.String()
 	key, ok := s.tokenKey(token)
 	if !ok {
 		return "", ErrNotFound
@@ -509,9 +524,17 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 		return "", wrap(op, err)
 	}
 	defer c.Close()
-	r, err := s.readOld(&c, cd, key)
+	r, err := s.readOld(&c, cd, key, o == opReauth)
+	if errors.Is(err, ErrNotFound) {
+		s.missed(ctx, o, key)
+	}
 	if err != nil {
 		return "", wrap(op, err)
+	}
+	r.raw, _ = rawToken(token)
+	if next, ok := r.successor(); ok {
+		// In its window: the rotation that opened it won.
+		return next, nil
 	}
 	if r.inIndex {
 		if err := s.indexNew(ctx, &c, cd, r); err != nil {
@@ -526,14 +549,34 @@ func (s *Store) rotate(ctx context.Context, cd codec, token string) (string, err
 	switch {
 	case err == nil || errors.Is(err, ErrNotReplicated):
 		return r.tok, wrap(op, err)
+	case errors.Is(err, errLostInWindow):
+		// Another rotation won, and its token is the answer. What is left
+		// of this one is a token nobody holds, bounded by its expiry.
+		s.undoRotate(ctx, &c, r, true, nil)
+		if next, ok := r.successor(); ok {
+			return next, nil
+		}
+		return "", wrap(op, errors.New("unexpected successor in the old record"))
 	case errors.Is(err, ErrNotFound):
 		return "", errors.Join(err, wrap(op, s.undoRotate(ctx, &c, r, true, nil)))
 	}
 	return "", wrap(op, errors.Join(err, s.undoRotate(ctx, &c, r, true, err)))
 }
 
+// errLostInWindow is swap's answer when another rotation of the old token
+// won, and opened its window: r.g holds its token.
+var errLostInWindow = errors.New("another rotation won")
+
+// successor returns the old token's successor when it is in its window.
+func (r *rotation) successor() (string, bool) {
+	if r.g == "" || r.raw == nil {
+		return "", false
+	}
+	return unmask(r.raw, r.g)
+}
+
 // readOld reads the old token's user and policy, and draws the new token.
-func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
+func (s *Store) readOld(c *conn, cd codec, key string, reauth bool) (*rotation, error) {
 	v, err := c.Eval(read, key, deadlineKey(key), b2i(s.capped), s.maxAge, s.ttl, 2*b2i(s.track)-1)
 	if err != nil {
 		return nil, err
@@ -544,6 +587,9 @@ func (s *Store) readOld(c *conn, cd codec, key string) (*rotation, error) {
 	r := &rotation{key: key}
 	if err := r.scan(v); err != nil {
 		return nil, err
+	}
+	if reauth {
+		r.reauth()
 	}
 	if r.userID, err = cd.open(key, r.val); err != nil {
 		return nil, err
@@ -576,8 +622,19 @@ func (r *rotation) scan(v any) error {
 	for i := 4; i < len(vs); i += 2 {
 		name, err1 := redis.String(vs[i], nil)
 		val, err2 := redis.String(vs[i+1], nil)
-		if err1 == nil && err2 == nil && carried[name] && len(val) <= maxCarried {
+		if err1 != nil || err2 != nil || len(val) > maxCarried {
+			continue
+		}
+		switch {
+		case carried[name]:
 			r.fields = append(r.fields, name, val)
+			if name == "a" {
+				r.auth, _ = strconv.ParseInt(val, 10, 64)
+			}
+		case name == "g":
+			r.g = val
+		case name == "p":
+			r.pred = []byte(val)
 		}
 	}
 	r.val, err = redis.String(vs[0], nil)
@@ -604,9 +661,9 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 	px := r.idle
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		r.registered = time.Now()
-		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, r.deadline, 0, s.member(r.key))
+		s.sendRegister(c, r.oldIdx, s.member(r.nkey), px, r.deadline, r.maxAge, s.member(r.key))
 		if r.newIdx != r.oldIdx {
-			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, r.deadline, 0, "")
+			s.sendRegister(c, r.newIdx, s.member(r.nkey), px, r.deadline, r.maxAge, "")
 		}
 		rs, err := c.Pipe(1 + b2i(r.newIdx != r.oldIdx))
 		if err != nil {
@@ -645,25 +702,38 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 }
 
 // swap creates the new token with the old one's policy, then ends the old
-// one. The old token's DEL decides which of concurrent rotations wins; a
-// DieAll that ended it first wins over all of them. It returns ErrNotFound
-// when the old token was ended first or its deadline has passed.
+// one, or opens its window (Options.RotateGrace). The old token's retire
+// decides which of concurrent rotations wins; a DieAll that ended it first
+// wins over all of them. It returns ErrNotFound when the old token was
+// ended first or its deadline has passed, and errLostInWindow when another
+// rotation won and opened its window.
 func (s *Store) swap(c *conn, r *rotation) error {
-	args := []any{r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, 0, b2i(r.inIndex)}
+	args := []any{r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, r.maxAge, b2i(r.inIndex)}
 	for _, f := range r.fields {
 		args = append(args, f)
 	}
+	if s.grace > 0 {
+		args = append(args, "p", s.member(r.key))
+	}
 	c.SendEval(createNew, args...)
-	c.Send("DEL", r.key) // alone, so its reply says whether this call ended it
-	c.Send("DEL", deadlineKey(r.key))
-	writes := 3
+	s.sendRetire(c, r)
+	writes := 2
 	if r.inIndex {
-		c.Send("ZREM", r.oldIdx, s.member(r.key))
-		writes++
+		if s.grace == 0 {
+			// With a window, the old token's entry stays until its key is
+			// gone, so that DieAll ends it.
+			c.Send("ZREM", r.oldIdx, s.member(r.key))
+			writes++
+		}
 		if r.newIdx != r.oldIdx {
 			c.Send("ZREM", r.oldIdx, s.member(r.nkey))
 			writes++
 		}
+	}
+	// Only the immediate predecessor has a window: it ends now.
+	for _, cmd := range s.chainEnds(nil, r.pred, nil) {
+		c.Send(cmd[0].(string), cmd[1:]...)
+		writes++
 	}
 	waits := s.sendWait(c)
 	start := time.Now()
@@ -680,19 +750,41 @@ func (s *Store) swap(c *conn, r *rotation) error {
 			return e
 		}
 	}
-	switch ended, _ := redis.Int(rs[1], nil); {
+	if g, ok := rs[1].([]byte); ok {
+		r.g = string(g)
+		return errLostInWindow
+	}
+	switch won := rs[1] == int64(1); {
 	case rs[0] == int64(0):
 		// The old token is ended all the same, which fails safe.
-		return errors.New("new token collided with a live one; Rand is not random")
-	case rs[0] == int64(-1) || ended == 0:
+		return joinErr(errors.New("new token collided with a live one; Rand is not random"), s.endOld(c, r, won))
+	case rs[0] == int64(-1) || !won:
 		// The deadline has passed, a DieAll ended the new token's name, or
 		// another Rotate, Die or DieAll ended the old token first.
-		return ErrNotFound
+		return joinErr(ErrNotFound, s.endOld(c, r, won))
 	}
 	if waits > 0 {
 		return s.waited(rs[len(rs)-1])
 	}
 	return nil
+}
+
+// joinErr is errors.Join that leaves err as it is when more is nil.
+func joinErr(err, more error) error {
+	if more == nil {
+		return err
+	}
+	return errors.Join(err, more)
+}
+
+// endOld ends the old token of a rotation that failed after its retire
+// won and opened a window that has no successor to lead to.
+func (s *Store) endOld(c *conn, r *rotation, won bool) error {
+	if !won || s.grace == 0 {
+		return nil
+	}
+	_, err := c.Do("DEL", r.key)
+	return err
 }
 
 // undoRotate takes back what a Rotate that lost or failed wrote: the new

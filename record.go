@@ -15,6 +15,11 @@ import (
 //	   absent when it has none
 //	x  "1" when the session is in its user's index (TrackUsers at Set)
 //	a  when the user last authenticated, in ms since the epoch on the
+//	   server's clock: written by Set, kept by Rotate, renewed by Reauth
+//	g  on a rotated token in its grace window: its successor, masked
+//	   (grace.go)
+//	p  on the successor: its predecessor's member while one may be in
+//	   its window, so that ending it ends both (grace.go)
 //	   server's clock: written by Set, kept by Rotate
 //	h  the session's handle, 12 characters of base64url: written by Set
 //	   when it indexes the session, kept by Rotate
@@ -149,18 +154,19 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end`+createSrc)
 
 	// touch restarts a session's idle TTL, never past its deadline, and
 	// returns its value (ARGV[3] '1', for a sliding Get) or 1; false when it
-	// is not live. A record without an idle TTL is left as it is.
+	// is not live. A record without an idle TTL, or in its grace window
+	// (g), is left as it is.
 	//
 	// KEYS: token, deadline key (old layout). ARGV: the Store's idle ms (0:
 	// none) and capped mode, for the old layout; '1' to return the value.
 	touch = newScript(2, typeOf+`
 local v = 1
 if t == 'hash' then
-  local r = redis.call('HMGET', KEYS[1], 'u', 'i', 'd')
+  local r = redis.call('HMGET', KEYS[1], 'u', 'i', 'd', 'g')
   if not r[1] then return false end
   if ARGV[3] == '1' then v = r[1] end
   local idle = tonumber(r[2])
-  if not idle then return v end
+  if not idle or r[4] then return v end
   if r[3] then
     `+nowMS+`
     local dl = tonumber(r[3])

@@ -122,10 +122,30 @@ type Options struct {
 
 	// Logger receives the rare events an operator must see: the cache's
 	// tracking lost and regained, the cache bypassed and restored, a
-	// Rotate waiting for a DieAll. It never receives one line per request,
+	// Rotate waiting for a DieAll, a rotated token reused
+	// (ReuseDetection). It never receives one line per request,
 	// nor a token or a user ID. When nil, nothing is logged.
 	Logger *slog.Logger
 
+	// RotateGrace is how long a token that Rotate or Reauth ended still
+	// resolves, to the same user, so that requests already in flight with
+	// it succeed; a second Rotate of it within the window returns the same
+	// new token. Only the immediate predecessor has a window: Rotate of the
+	// new token ends the old one at once. Die, DieAll and Die of the new
+	// token end it at once too. When zero, there is no window: the old
+	// token ends with the rotation. It may not exceed 1 minute. See
+	// docs/stepup.md.
+	RotateGrace time.Duration
+
+	// ReuseDetection makes a rotated token presented to Get, Liv, Rotate
+	// or Reauth after its window (at once, without RotateGrace) end every
+	// token of its session's chain: by RFC 9700's reasoning, either its
+	// holder or the one who rotated it is a thief. Each detection is
+	// counted (Stats.Reuses), logged (Logger, at Warn) and reported to the
+	// Hook (Result.Reused). It costs a short key per rotation, living as
+	// long as the session can, and one round trip on a miss of a
+	// well-formed token; hits cost nothing. See docs/stepup.md.
+	ReuseDetection bool
 	// Details makes Set record, with each session, when it was created,
 	// when it was last used and the Label its Policy gives, for Lookup and
 	// Sessions to show. Get then records a session's last use at most once
@@ -182,6 +202,8 @@ type Store struct {
 	log      *slog.Logger // never nil
 	stats    stats
 	later    sync.WaitGroup // cleanups waiting for the round trip they undo
+	grace    int64          // Options.RotateGrace in ms; 0 for none
+	reuse    bool           // Options.ReuseDetection
 
 	details   bool  // Options.Details
 	lastUse   int64 // Options.LastUseInterval in ms
@@ -227,6 +249,8 @@ func New(p Pool, o Options) (*Store, error) {
 		waitMS:   o.ReplicaTimeout.Milliseconds(),
 		hook:     o.Hook,
 		log:      o.logger(),
+		grace:    o.RotateGrace.Milliseconds(),
+		reuse:    o.ReuseDetection,
 
 		details:   o.Details,
 		lastUse:   o.LastUseInterval.Milliseconds(),
@@ -281,7 +305,7 @@ func (s *Store) Close() error {
 // withDefaults checks o and fills in the defaults its zero fields stand
 // for. Its errors name the field.
 func (o Options) withDefaults() (Options, error) {
-	for _, fill := range []func(*Options) error{(*Options).keyDefaults, (*Options).policyDefaults, (*Options).replicaDefaults, (*Options).machineryDefaults, (*Options).sessionDefaults} {
+	for _, fill := range []func(*Options) error{(*Options).keyDefaults, (*Options).policyDefaults, (*Options).replicaDefaults, (*Options).machineryDefaults, (*Options).graceDefaults, (*Options).sessionDefaults} {
 		if err := fill(&o); err != nil {
 			return o, err
 		}

@@ -26,6 +26,10 @@ type Stats struct {
 	// Batches counts the batches of auto-pipelining (Options.Pipelines);
 	// it is zero with NoPipelining, or while every operation runs alone.
 	Batches BatchStats
+
+	// Reuses counts the rotated tokens presented after their grace window,
+	// each of which ended its session's chain (Options.ReuseDetection).
+	Reuses uint64
 }
 
 // OpCounts counts operations by kind, each under the method's name. A
@@ -134,6 +138,7 @@ type stats struct {
 	ops    [numOps]atomic.Uint64 // Get of a Store with a cache counts here only when it is not a hit
 	errs   [6]atomic.Uint64      // by errKind
 	misses atomic.Uint64         // the cache keeps its other counters
+	reuses atomic.Uint64         // Stats.Reuses
 }
 
 // errKind is the index in stats.errs of the kind of an error.
@@ -204,6 +209,7 @@ func (s *Store) Stats() Stats {
 		InvalidUser:   st.errs[4].Load(),
 		Other:         st.errs[5].Load(),
 	}
+	out.Reuses = st.reuses.Load()
 	if b := s.batch; b != nil {
 		writes, calls, cmds := b.Stats()
 		out.Batches = BatchStats{Batches: writes, Calls: calls, Commands: cmds}

@@ -250,6 +250,17 @@ func runCleanup(c *conn, cmds [][]any) error {
 const cleanupTimeout = 250 * time.Millisecond
 
 func (s *Store) get(ctx context.Context, cd codec, token string) (string, error) {
+	userID, err := s.getFrom(ctx, cd, token)
+	if s.reuse && errors.Is(err, ErrNotFound) {
+		if key, ok := s.tokenKey(token); ok {
+			s.missed(ctx, opGet, key)
+		}
+	}
+	return userID, err
+}
+
+// getFrom is get from the cache or Redis.
+func (s *Store) getFrom(ctx context.Context, cd codec, token string) (string, error) {
 	if s.cache != nil {
 		return s.cache.get(ctx, cd, token)
 	}
@@ -347,6 +358,7 @@ func (s *Store) liv(ctx context.Context, token string) error {
 		return wrap(op, err)
 	}
 	if v == nil {
+		s.missed(ctx, opLiv, key)
 		return ErrNotFound
 	}
 	return nil
@@ -369,7 +381,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	// the DEL that follows ends it, whichever Store made it. A session of
 	// the old layout answers HMGET with WRONGTYPE: its entry, if any, is
 	// pruned later.
-	c.Send("HMGET", key, "u", "x")
+	c.Send("HMGET", key, "u", "x", "p", "g")
 	c.Send("DEL", key, deadlineKey(key))
 	waits := s.sendWait(&c)
 	rs, err := c.Pipe(2 + waits)
@@ -381,14 +393,24 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 			return wrap(op, e)
 		}
 	}
-	if rec, _ := redis.Values(rs[0], nil); len(rec) == 2 && rec[0] != nil && rec[1] != nil {
-		if val, err := redis.String(rec[0], nil); err == nil {
-			// An entry that cannot be named here is pruned later.
-			if userID, err := cd.open(key, val); err == nil {
-				if _, err := c.Do("ZREM", s.indexKey(cd.indexID(userID, val)), s.member(key)); err != nil {
-					return wrap(op, err)
+	var more [][]any
+	if rec, _ := redis.Values(rs[0], nil); len(rec) == 4 {
+		if rec[0] != nil && rec[1] != nil {
+			if val, err := redis.String(rec[0], nil); err == nil {
+				// An entry that cannot be named here is pruned later.
+				if userID, err := cd.open(key, val); err == nil {
+					more = append(more, []any{"ZREM", s.indexKey(cd.indexID(userID, val)), s.member(key)})
 				}
 			}
+		}
+		// A token in its window ends with its successor, and a successor
+		// with its predecessor: either one ends the session.
+		raw, _ := rawToken(token)
+		more = append(more, s.chainEnds(raw, rec[2], rec[3])...)
+	}
+	if len(more) > 0 {
+		if err := runCleanup(&c, more); err != nil {
+			return wrap(op, err)
 		}
 	}
 	if waits > 0 {

@@ -6,19 +6,8 @@ import (
 	"github.com/seshkit/sesh"
 )
 
-// Looker is the optional capability of a Getter that Options.Session
-// needs: the whole session of a token, as [sesh.Store.Lookup] and
-// [sesh.Crypt.Lookup] return it. Lookup returns errors as Get does.
-type Looker interface {
-	Lookup(ctx context.Context, token string) (sesh.Session, error)
-}
-
-var (
-	_ Looker = (*sesh.Store)(nil)
-	_ Looker = (*sesh.Crypt)(nil)
-)
-
-// looker returns g as a Looker when want, and panics when g has no Lookup.
+// looker returns g as a Looker (fresh.go), the optional capability that
+// Options.Session needs, when want, and panics when g has no Lookup.
 func looker(op string, g Getter, want bool) Looker {
 	if !want {
 		return nil

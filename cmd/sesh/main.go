@@ -12,6 +12,7 @@
 //	liv       restart a token's idle TTL
 //	die       end a token
 //	rotate    replace a token with a fresh one
+//	reauth    replace a token with a fresh one after a new login
 //	dieall    end every token of a user ID
 //	count     count a user ID's live tokens
 //	countall  count every live token under a prefix, with SCAN
@@ -36,7 +37,7 @@
 // # Exit status
 //
 //	0    success; for die, also a token already gone
-//	1    nothing found: get, liv and rotate of a token that is not live
+//	1    nothing found: get, liv, rotate and reauth of a token that is not live
 //	     (unknown, expired, ended or malformed), die of a malformed token,
 //	     count and dieall of a user ID with no live token (they print 0, and
 //	     say on standard error that the prefix or the keys may be wrong), or
@@ -97,6 +98,7 @@ var commands = []command{
 	{"liv", "restart a token's idle TTL", ops["liv"].run},
 	{"die", "end a token", ops["die"].run},
 	{"rotate", "replace a token with a fresh one", ops["rotate"].run},
+	{"reauth", "replace a token with a fresh one after a new login", reauthOp.run},
 	{"dieall", "end every token of a user ID", ops["dieall"].run},
 	{"count", "count a user ID's live tokens", ops["count"].run},
 	{"countall", "count every live token under a prefix, with SCAN", (*cli).countall},

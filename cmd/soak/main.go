@@ -67,6 +67,7 @@ var configs = map[string]config{
 		second:   &sesh.Options{TTL: time.Hour},
 		policies: []sesh.Policy{{TTL: time.Second, MaxAge: 4 * time.Second}, {TTL: 3 * time.Second}, {MaxAge: 2 * time.Second}},
 		idle:     4 * time.Second},
+	"grace": graceConfig,
 }
 
 // report is what a run found.
@@ -117,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	topo := fs.String("topology", "single", "single, sentinel or cluster")
-	cfgName := fs.String("config", "plain", "plain, crypt, track, cache, replicas, policies or sessions")
+	cfgName := fs.String("config", "plain", "plain, crypt, track, cache, replicas, policies, grace or sessions")
 	d := fs.Duration("d", 30*time.Second, "how long to run")
 	c := fs.Int("c", 32, "concurrent workers")
 	users := fs.Int("users", 50, "distinct users")
@@ -232,7 +233,7 @@ func soak(s settings, w io.Writer) (*report, error) {
 	if s.cfg.cache {
 		lag = s.cfg.opts.CacheMaxStale
 	}
-	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag, MaxSessions: s.cfg.opts.MaxSessions})
+	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag, Grace: s.cfg.opts.RotateGrace, MaxSessions: s.cfg.opts.MaxSessions})
 	o.v.cap = 100 // the counts go on; the details stop
 	var pw io.Writer
 	if s.progress > 0 {

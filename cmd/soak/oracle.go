@@ -38,6 +38,7 @@ type limits struct {
 	Slack       time.Duration // how far past its context's deadline a call may return
 	Expiry      time.Duration // Redis's expiry resolution, and clock jitter on one machine
 	CacheLag    time.Duration // with a cache in another process: how long an end may take to reach it
+	Grace       time.Duration // Options.RotateGrace: see grace.go
 	MaxSessions int           // Options.MaxSessions, for over-cap (sessions.go); 0: none
 }
 
@@ -109,6 +110,8 @@ type tokenState struct {
 	pol    *policy   // its chain's policy; nil: the run's limits
 	alive  time.Time // when the last call that could restart its idle TTL returned
 	unsure bool      // a restart failed and may land later: past-idle no longer holds it
+
+	pred *tokenState // with Grace: the token it replaced, in its window (grace.go)
 }
 
 func newOracle(l limits) *oracle {
@@ -149,14 +152,11 @@ func (o *oracle) add(c call) {
 	case c.Op == "set" && c.ok():
 		o.issue(c.Out, c.User, c.End, c.End, c.Policy)
 	case c.Op == "rotate" && c.ok():
-		old := o.token(c.Token)
-		old.ended = old.ended.or(c.Start, c.End, "after-end")
-		o.issue(c.Out, c.User, c.End, old.chain, old.pol)
+		o.rotated(c) // grace.go
 	case c.Op == "liv":
 		o.restarted(c)
 	case c.Op == "die" && c.ok():
-		t := o.token(c.Token)
-		t.ended = t.ended.or(c.Start, c.End, "after-end")
+		o.died(c, o.token(c.Token))
 	case c.Op == "dieall" && c.ok():
 		// It ends every token of the user issued before it began: those
 		// were issued by calls that began earlier, so they are all here.

@@ -11,6 +11,9 @@
 //	POST /rotate      -> 200 {"token":"..."}, and the cookie: a fresh token; the old one ends
 //	POST /logout      -> 204: the token ends, the cookie is cleared
 //	POST /logout-all  -> 200 {"ended":N}: every token of the user ends
+//	POST /password    -> 200 {"changed":true} for a login younger than a minute; else 403
+//	                  {"error":"insufficient_user_authentication","max_age":60,...} (step-up)
+//	POST /reauth      {"password":"demo"} -> 200 {"token":"..."}, and the cookie: a fresh login
 //	GET  /sessions    -> 200 {"sessions":[...]}: the user's sessions, this one marked
 //	DELETE /sessions/{handle}  -> 204: that session ends
 //	POST /sessions/others      -> 200 {"ended":N}: the user's other sessions end
@@ -119,6 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "listening on %s\n\n", base)
 	printCurls(stdout, base)
+	printStepUpCurls(stdout, base)
 	return serve(ctx, srv, ln, log)
 }
 
@@ -220,6 +224,7 @@ func routes(s sesh.TokenStore, log *slog.Logger) http.Handler {
 	mux.Handle("POST /rotate", auth(http.HandlerFunc(a.rotate)))
 	mux.Handle("POST /logout", auth(http.HandlerFunc(a.logout)))
 	mux.Handle("POST /logout-all", auth(http.HandlerFunc(a.logoutAll)))
+	a.stepUpRoutes(mux, auth)
 	return mux
 }
 
