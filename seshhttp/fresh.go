@@ -43,7 +43,8 @@ type StepUp struct {
 // on only when its session's user authenticated (Set, or Reauth) at most
 // maxAge ago, as ASVS 7.5 asks before a sensitive change. It reads the
 // session with l.Lookup, for the token that Require put into the context,
-// within one second.
+// within one second; behind Require with Options.Session, it uses the
+// session Require read, with no second round trip.
 //
 // Other requests are answered as Require answers them, but one whose
 // session is live and too old, which gets 403 with a StepUp body and
@@ -87,9 +88,14 @@ func (f *fresh) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		refused(w, r, ErrNoToken)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), defaultLookupTimeout)
-	se, err := f.l.Lookup(ctx, token)
-	cancel()
+	// Require with Options.Session has read the session already.
+	se, ok := Session(r.Context())
+	var err error
+	if !ok {
+		ctx, cancel := context.WithTimeout(r.Context(), defaultLookupTimeout)
+		se, err = f.l.Lookup(ctx, token)
+		cancel()
+	}
 	switch {
 	case errors.Is(err, sesh.ErrNotFound), errors.Is(err, sesh.ErrDecrypt):
 		// Ended since Require read it.

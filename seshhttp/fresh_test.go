@@ -69,6 +69,25 @@ func TestFresh(t *testing.T) {
 			t.Fatalf("fresh: %d %v; want 200 without a challenge", w.Code, w.Header())
 		}
 	})
+	t.Run("behind Require with Options.Session, one Lookup a request", func(t *testing.T) {
+		hs := seshhttp.Require(s, seshhttp.Options{Session: true})(seshhttp.Fresh(s, 5*time.Minute)(ok))
+		for _, tc := range []struct {
+			tok  string
+			want int
+		}{{issue(t, s, "carol"), http.StatusOK}, {old2(t, mr, s), http.StatusForbidden}} {
+			before := s.Stats().Ops.Lookup
+			r := httptest.NewRequest("POST", "/password", nil)
+			r.Header.Set("Authorization", "Bearer "+tc.tok)
+			w := httptest.NewRecorder()
+			hs.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Fatalf("status %d; want %d", w.Code, tc.want)
+			}
+			if n := s.Stats().Ops.Lookup - before; n != 1 {
+				t.Fatalf("%d Lookups for one request; want 1", n)
+			}
+		}
+	})
 	t.Run("a request that did not come through Require gets 401", func(t *testing.T) {
 		w := httptest.NewRecorder()
 		seshhttp.Fresh(s, time.Minute)(ok).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
@@ -76,4 +95,19 @@ func TestFresh(t *testing.T) {
 			t.Fatalf("status %d; want 401", w.Code)
 		}
 	})
+}
+
+// old2 issues a token whose user authenticated ten minutes ago, on Redis's
+// clock.
+func old2(t *testing.T, mr interface{ SetTime(time.Time) }, s interface {
+	Set(context.Context, string) (string, error)
+}) string {
+	t.Helper()
+	mr.SetTime(time.Now().Add(-10 * time.Minute))
+	defer mr.SetTime(time.Now())
+	tok, err := s.Set(context.Background(), "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
