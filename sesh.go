@@ -146,6 +146,7 @@ type Options struct {
 	// long as the session can, and one round trip on a miss of a
 	// well-formed token; hits cost nothing. See docs/stepup.md.
 	ReuseDetection bool
+
 	// Details makes Set record, with each session, when it was created,
 	// when it was last used and the Label its Policy gives, for Lookup and
 	// Sessions to show. Get then records a session's last use at most once
