@@ -708,7 +708,7 @@ func (s *Store) indexNew(ctx context.Context, c *conn, cd codec, r *rotation) er
 // ended first or its deadline has passed, and errLostInWindow when another
 // rotation won and opened its window.
 func (s *Store) swap(c *conn, r *rotation) error {
-	args := []any{r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, r.maxAge, b2i(r.inIndex)}
+	args := []any{r.nkey, endedKey(r.nkey), r.nval, r.idle, r.deadline, r.maxAge, xMark(r.inIndex, r.fields)}
 	for _, f := range r.fields {
 		args = append(args, f)
 	}

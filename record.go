@@ -13,7 +13,8 @@ import (
 //	i  the idle TTL in ms; absent when the session has none
 //	d  the absolute deadline in ms since the epoch, on the server's clock;
 //	   absent when it has none
-//	x  "1" when the session is in its user's index (TrackUsers at Set)
+//	x  "1" when the session is in its user's index (TrackUsers at Set) and
+//	   has no handle (h), which says so itself
 //	a  when the user last authenticated, in ms since the epoch on the
 //	   server's clock: written by Set, kept by Rotate, renewed by Reauth
 //	g  on a rotated token in its grace window: its successor, masked
@@ -201,7 +202,7 @@ if t == 'hash' then
   for k = 1, #all, 2 do r[all[k]] = all[k + 1] end
   if not r.u then return false end
   local x = 0
-  if r.x then x = 1 end
+  if r.x or r.h then x = 1 end
   local out = {r.u, r.i or '0', r.d or '-1', x}
   for k = 1, #all, 2 do
     local n = all[k]
@@ -271,6 +272,13 @@ return 1`
 // they are. Each is one byte; a field read back from Redis is copied only
 // when it is named here, and only when its value is short.
 var carried = map[string]bool{"a": true, "h": true, "c": true, "s": true, "l": true}
+
+// xMark is create's indexed argument: 1 writes the x field. A record with
+// a handle (h) is indexed, which the handle says: x marks an indexed
+// record without one, so that the common case costs one field less.
+func xMark(indexed bool, fields []string) int {
+	return b2i(indexed && !has(fields, "h"))
+}
 
 // maxCarried bounds a carried field's value, in bytes.
 const maxCarried = 128

@@ -43,7 +43,7 @@ func setArgs(key, val string, p policy, indexed bool, fields ...string) []any {
 		dl = 0
 	}
 	args := make([]any, 0, 8+len(fields))
-	args = append(args, key, val, p.ttl, dl, p.maxAge, b2i(indexed), "a", "")
+	args = append(args, key, val, p.ttl, dl, p.maxAge, xMark(indexed, fields), "a", "")
 	for _, f := range fields {
 		args = append(args, f)
 	}
@@ -381,7 +381,7 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 	// the DEL that follows ends it, whichever Store made it. A session of
 	// the old layout answers HMGET with WRONGTYPE: its entry, if any, is
 	// pruned later.
-	c.Send("HMGET", key, "u", "x", "p", "g")
+	c.Send("HMGET", key, "u", "x", "p", "g", "h")
 	c.Send("DEL", key, deadlineKey(key))
 	waits := s.sendWait(&c)
 	rs, err := c.Pipe(2 + waits)
@@ -394,8 +394,8 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 		}
 	}
 	var more [][]any
-	if rec, _ := redis.Values(rs[0], nil); len(rec) == 4 {
-		if rec[0] != nil && rec[1] != nil {
+	if rec, _ := redis.Values(rs[0], nil); len(rec) == 5 {
+		if rec[0] != nil && (rec[1] != nil || rec[4] != nil) {
 			if val, err := redis.String(rec[0], nil); err == nil {
 				// An entry that cannot be named here is pruned later.
 				if userID, err := cd.open(key, val); err == nil {
