@@ -12,9 +12,10 @@ import (
 // The session-management calls (#24) in the workload, and their rules in
 // the oracle:
 //
-//   - dieothers-complete: no token of the user issued by a call that
-//     returned before a successful DieOthers began resolves after it
-//     returned, but the caller's and its chain's;
+//   - dieothers-complete: no indexed token of the user issued by a call
+//     that returned before a successful DieOthers began resolves after it
+//     returned, but the caller's and its chain's (a Store without
+//     TrackUsers makes sessions no index lists, as for dieall-complete);
 //   - diesession: no token resolves in a Get that began after a successful
 //     DieSession of its session returned;
 //   - over-cap: with Options.MaxSessions, never more chains (a Set and its
@@ -87,7 +88,7 @@ func (o *oracle) sessions(c call) bool {
 	case c.Op == "dieothers" && c.ok():
 		mine := r.rootOf(c.Token)
 		for tok, t := range o.byUser[c.User] {
-			if t.issued.Before(c.Start) && r.rootOf(tok) != mine {
+			if t.issued.Before(c.Start) && r.rootOf(tok) != mine && (t.pol == nil || t.pol.Indexed) {
 				t.ended = t.ended.or(c.Start, c.End, "dieothers-complete")
 			}
 		}

@@ -27,6 +27,10 @@ func TestSessionRules(t *testing.T) {
 	}{
 		{"the caller's session lives on after DieOthers", []call{set("T1", 0), set("T2", 0), others("T1", 10), get("T1", 20)}, ""},
 		{"another session lives on after DieOthers", []call{set("T1", 0), set("T2", 0), others("T1", 10), get("T2", 20)}, "dieothers-complete"},
+		{"a session no index lists lives on after DieOthers", []call{set("T1", 0),
+			{Op: "set", User: "ann", Out: "T2", Policy: &policy{TTL: time.Hour}, Start: at(0), End: at(1)}, others("T1", 10), get("T2", 20)}, ""},
+		{"an indexed one does not", []call{set("T1", 0),
+			{Op: "set", User: "ann", Out: "T2", Policy: &policy{TTL: time.Hour, Indexed: true}, Start: at(0), End: at(1)}, others("T1", 10), get("T2", 20)}, "dieothers-complete"},
 		{"a rotation of the caller's session lives on", []call{set("T1", 0), {Op: "rotate", Token: "T1", User: "ann", Out: "T3", Start: at(5), End: at(6)},
 			others("T3", 10), get("T3", 20)}, ""},
 		{"a session issued after DieOthers began lives", []call{set("T1", 0), set("T2", 9), others("T1", 10), get("T2", 20)}, ""},
