@@ -259,12 +259,14 @@ func ExampleHook() {
 		}
 	}
 	s, _ := sesh.New(pool, sesh.Options{Hook: hook})
+	s.Set(ctx, "bob") // the first Set on a server also sends Set's script
 	token, _ := s.Set(ctx, "alice")
 	s.Get(ctx, token)
 	s.Die(ctx, token)
 	s.Get(ctx, token)
 	s.Get(ctx, "malformed")
 	// Output:
+	// set: 2 round trip(s), cached false, error <nil>
 	// set: 1 round trip(s), cached false, error <nil>
 	// get: 1 round trip(s), cached false, error <nil>
 	// die: 1 round trip(s), cached false, error <nil>
