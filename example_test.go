@@ -393,3 +393,87 @@ func ExampleErrTooManySessions() {
 	// Output:
 	// true
 }
+
+func ExampleStore_Lookup() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{TTL: 30 * time.Minute, MaxAge: 12 * time.Hour})
+	token, _ := s.Set(ctx, "alice")
+
+	// Get answers with the user ID; Lookup with the session around it.
+	se, err := s.Lookup(ctx, token)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(se.UserID)
+	fmt.Println("logged in within the minute:", time.Since(se.AuthTime) < time.Minute)
+	fmt.Println("ends by its deadline:", se.Deadline.Sub(se.AuthTime) == 12*time.Hour)
+	fmt.Println("or after 30 idle minutes:", time.Until(se.IdleExpiry) <= 30*time.Minute)
+	// Output:
+	// alice
+	// logged in within the minute: true
+	// ends by its deadline: true
+	// or after 30 idle minutes: true
+}
+
+// After the user has proven themselves again, Reauth swaps the token for
+// a fresh one with a new authentication time and a new deadline; Rotate
+// keeps both.
+func ExampleStore_Reauth() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{MaxAge: 12 * time.Hour})
+	login, _ := s.Set(ctx, "alice")
+	before, _ := s.Lookup(ctx, login)
+
+	rotated, _ := s.Rotate(ctx, login)
+	r, _ := s.Lookup(ctx, rotated)
+	fmt.Println("Rotate keeps the authentication time:", r.AuthTime.Equal(before.AuthTime))
+
+	time.Sleep(5 * time.Millisecond)
+	// ... alice types her password again ...
+	fresh, err := s.Reauth(ctx, rotated)
+	if err != nil {
+		panic(err)
+	}
+	after, _ := s.Lookup(ctx, fresh)
+	fmt.Println("Reauth sets it anew:", after.AuthTime.After(before.AuthTime))
+	fmt.Println("and the deadline:", after.Deadline.After(before.Deadline))
+	_, err = s.Get(ctx, rotated)
+	fmt.Println("old token:", errors.Is(err, sesh.ErrNotFound))
+	// Output:
+	// Rotate keeps the authentication time: true
+	// Reauth sets it anew: true
+	// and the deadline: true
+	// old token: true
+}
+
+// With a grace window, requests sent in parallel with one token all
+// survive its rotation: the old token resolves for the window, and every
+// Rotate of it returns the same new token.
+func ExampleOptions_rotateGrace() {
+	pool, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	s, _ := sesh.New(pool, sesh.Options{RotateGrace: 10 * time.Second})
+	old, _ := s.Set(ctx, "alice")
+	first, _ := s.Rotate(ctx, old)
+	second, err := s.Rotate(ctx, old) // a parallel request, a moment later
+	fmt.Println(second == first, err)
+	userID, _ := s.Get(ctx, old)
+	fmt.Println("old token, in its window:", userID)
+
+	// Ending the new token ends the old one at once, window or not.
+	s.Die(ctx, first)
+	_, err = s.Get(ctx, old)
+	fmt.Println("after Die of the new one:", errors.Is(err, sesh.ErrNotFound))
+	// Output:
+	// true <nil>
+	// old token, in its window: alice
+	// after Die of the new one: true
+}

@@ -212,3 +212,49 @@ func ExampleOptions() {
 	// application/json Bearer realm="sesh", error="invalid_token"
 	// 401 Unauthorized: {"error":"invalid_token"}
 }
+
+// A route for sensitive changes asks for a login at most five minutes old.
+// An older session gets a 403 that tells the client, in words and in
+// RFC 9470's terms, to have its user authenticate again; sesh.Store.Reauth
+// then issues a fresh token, which passes.
+func ExampleFresh() {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", mr.Addr()) }}
+	defer pool.Close()
+	store, _ := sesh.New(pool, sesh.Options{TTL: 24 * time.Hour})
+	ctx := context.Background()
+
+	change := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "password changed")
+	})
+	srv := httptest.NewServer(seshhttp.Require(store, seshhttp.Options{})(seshhttp.Fresh(store, 5*time.Minute)(change)))
+	defer srv.Close()
+	post := func(token string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		show(res)
+	}
+
+	mr.SetTime(time.Now().Add(-time.Hour)) // Redis's clock: alice logged in an hour ago
+	token, _ := store.Set(ctx, "alice")
+	mr.SetTime(time.Now())
+	post(token)
+
+	// ... alice types her password again ...
+	token, err = store.Reauth(ctx, token)
+	if err != nil {
+		panic(err)
+	}
+	post(token)
+	// Output:
+	// 403 Forbidden: {"error":"insufficient_user_authentication","error_description":"A more recent authentication is required","max_age":300}
+	// 200 OK: password changed
+}
