@@ -49,7 +49,7 @@ func (s *Store) missed(ctx context.Context, o op, key string) {
 	if !s.reuse {
 		return
 	}
-	c, err := s.conn(ctx)
+	c, err := s.take(ctx, s.replicas == 0, false)
 	if err != nil {
 		s.log.Warn("sesh: reuse detection could not look for a tombstone", "op", o.String(), "err", err)
 		return
@@ -79,6 +79,12 @@ func (s *Store) missed(ctx context.Context, o op, key string) {
 	}
 	if !found {
 		return
+	}
+	if ended > 0 && s.replicas > 0 {
+		// With Replicas, the chain's end waits as Die's does.
+		if err := s.runWaited(&c, nil); err != nil {
+			s.log.Warn("sesh: reuse detection ended a chain that replicas may not have", "op", o.String(), "err", err)
+		}
 	}
 	s.stats.reuses.Add(1)
 	if t, ok := ctx.Value(tripsKey{}).(*tripsCtx); ok {

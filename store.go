@@ -1,6 +1,7 @@
 package sesh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -411,13 +412,36 @@ func (s *Store) die(ctx context.Context, cd codec, token string) error {
 		raw, _ := rawToken(token)
 		more = append(more, s.chainEnds(raw, rec[2], rec[3])...)
 	}
+	var werr, merr error
+	if waits > 0 {
+		werr = s.waited(rs[len(rs)-1])
+	}
 	if len(more) > 0 {
-		if err := runCleanup(&c, more); err != nil {
-			return wrap(op, err)
+		// With Replicas, the neighbours' ends are revocations too: they
+		// wait as the token's own did, whatever its WAIT answered.
+		merr = s.runWaited(&c, more)
+	}
+	return wrap(op, cmp.Or(merr, werr))
+}
+
+// runWaited runs cmds on c in one round trip, with a WAIT for
+// Options.Replicas after them.
+func (s *Store) runWaited(c *conn, cmds [][]any) error {
+	for _, cmd := range cmds {
+		c.Send(cmd[0].(string), cmd[1:]...)
+	}
+	waits := s.sendWait(c)
+	rs, err := c.Pipe(len(cmds) + waits)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs[:len(cmds)] {
+		if e, ok := r.(redis.Error); ok {
+			return e
 		}
 	}
 	if waits > 0 {
-		return wrap(op, s.waited(rs[len(rs)-1]))
+		return s.waited(rs[len(rs)-1])
 	}
 	return nil
 }

@@ -639,4 +639,19 @@ func testReplicas(t *testing.T, b Backend) {
 		t.Fatalf("DieAll = %d, %v; want 1 and ErrNotReplicated", n, err)
 	}
 	wantGone(t, s, nt)
+	// A Die of a token in its predecessor's grace window ends both, and
+	// the predecessor's end waits for replicas too: unacknowledged, both
+	// are gone all the same.
+	sg := newStore(t, b, sesh.Options{Prefix: p, TrackUsers: true, RotateGrace: time.Minute})
+	old := set(t, sg, "alice")
+	nt, err = sg.Rotate(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUser(t, sg, old, "alice")
+	if err := s.Die(ctx, nt); !errors.Is(err, sesh.ErrNotReplicated) {
+		t.Fatalf("Die in a window = %v; want ErrNotReplicated", err)
+	}
+	wantGone(t, sg, nt)
+	wantGone(t, sg, old)
 }
