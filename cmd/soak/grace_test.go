@@ -20,6 +20,11 @@ func TestCheckGrace(t *testing.T) {
 	grace := limits{Slack: 100 * time.Millisecond, Expiry: 5 * time.Millisecond, Grace: 100 * time.Millisecond}
 	none := grace
 	none.Grace = 0
+	reuse := grace
+	reuse.Reuse = true
+	miss := func(op, tok string, ms int) call {
+		return call{Op: op, Token: tok, User: "ann", Err: "notfound", Start: at(ms), End: at(ms + 1)}
+	}
 	for _, tc := range []struct {
 		name string
 		l    limits
@@ -37,6 +42,18 @@ func TestCheckGrace(t *testing.T) {
 			[]call{set, rot("T1", "T2", 10), die("T2", 20), get("T1", 30)}, "after-end"},
 		{"the window keeps a DieAll's promise", grace,
 			[]call{set, rot("T1", "T2", 10), {Op: "dieall", User: "ann", Start: at(20), End: at(21)}, get("T1", 30)}, "dieall-complete"},
+		{"a reuse after the window ends the chain", reuse,
+			[]call{set, rot("T1", "T2", 10), rot("T2", "T3", 20), miss("get", "T1", 200), get("T3", 210)}, "reuse"},
+		{"by a Liv or a Rotate too", reuse,
+			[]call{set, rot("T1", "T2", 10), miss("liv", "T1", 200), get("T2", 210)}, "reuse"},
+		{"or a Rotate", reuse,
+			[]call{set, rot("T1", "T2", 10), miss("rotate", "T1", 200), get("T2", 210)}, "reuse"},
+		{"without reuse detection it does not", grace,
+			[]call{set, rot("T1", "T2", 10), miss("get", "T1", 200), get("T2", 210)}, ""},
+		{"nor within the window", reuse,
+			[]call{set, rot("T1", "T2", 10), miss("get", "T1", 100), get("T2", 210)}, ""},
+		{"a token issued after the reuse began lives", reuse,
+			[]call{set, rot("T1", "T2", 10), rot("T2", "T3", 199), miss("get", "T1", 200), get("T3", 210)}, ""},
 	} {
 		v := check(tc.h, tc.l)
 		var got string

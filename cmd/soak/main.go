@@ -14,7 +14,9 @@
 // TrackUsers and MaxAge), cache (two caching Stores, one process apart as
 // far as their caches go), replicas (Replicas: 1), policies (two Stores
 // with different TTL, MaxAge, Sliding and TrackUsers over the same
-// sessions, and SetWith's per-session policies).
+// sessions, and SetWith's per-session policies), grace (RotateGrace),
+// reuse (RotateGrace and ReuseDetection) and sessions (Details and a cap
+// that ends the oldest).
 //
 // It prints a progress line every -progress (calls checked, promises
 // broken, heap), then a report: at the end it also scans the run's own
@@ -68,6 +70,7 @@ var configs = map[string]config{
 		policies: []sesh.Policy{{TTL: time.Second, MaxAge: 4 * time.Second}, {TTL: 3 * time.Second}, {MaxAge: 2 * time.Second}},
 		idle:     4 * time.Second},
 	"grace": graceConfig,
+	"reuse": reuseConfig,
 }
 
 // report is what a run found.
@@ -118,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	topo := fs.String("topology", "single", "single, sentinel or cluster")
-	cfgName := fs.String("config", "plain", "plain, crypt, track, cache, replicas, policies, grace or sessions")
+	cfgName := fs.String("config", "plain", "plain, crypt, track, cache, replicas, policies, grace, reuse or sessions")
 	d := fs.Duration("d", 30*time.Second, "how long to run")
 	c := fs.Int("c", 32, "concurrent workers")
 	users := fs.Int("users", 50, "distinct users")
@@ -233,7 +236,7 @@ func soak(s settings, w io.Writer) (*report, error) {
 	if s.cfg.cache {
 		lag = s.cfg.opts.CacheMaxStale
 	}
-	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag, Grace: s.cfg.opts.RotateGrace, MaxSessions: s.cfg.opts.MaxSessions})
+	o := newOracle(limits{MaxAge: s.cfg.opts.MaxAge, Slack: 500 * time.Millisecond, Expiry: 5 * time.Millisecond, CacheLag: lag, Grace: s.cfg.opts.RotateGrace, Reuse: s.cfg.opts.ReuseDetection, MaxSessions: s.cfg.opts.MaxSessions})
 	o.v.cap = 100 // the counts go on; the details stop
 	var pw io.Writer
 	if s.progress > 0 {

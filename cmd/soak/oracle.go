@@ -39,6 +39,7 @@ type limits struct {
 	Expiry      time.Duration // Redis's expiry resolution, and clock jitter on one machine
 	CacheLag    time.Duration // with a cache in another process: how long an end may take to reach it
 	Grace       time.Duration // Options.RotateGrace: see grace.go
+	Reuse       bool          // Options.ReuseDetection: see grace.go
 	MaxSessions int           // Options.MaxSessions, for over-cap (sessions.go); 0: none
 }
 
@@ -112,6 +113,9 @@ type tokenState struct {
 	unsure bool      // a restart failed and may land later: past-idle no longer holds it
 
 	pred *tokenState // with Grace: the token it replaced, in its window (grace.go)
+	next *tokenState // the token its first successful Rotate issued (grace.go)
+	// rotated is when that Rotate returned.
+	rotated time.Time
 }
 
 func newOracle(l limits) *oracle {
@@ -155,6 +159,9 @@ func (o *oracle) add(c call) {
 		o.rotated(c) // grace.go
 	case c.Op == "liv":
 		o.restarted(c)
+		if c.Err == "notfound" {
+			o.reused(c)
+		}
 	case c.Op == "die" && c.ok():
 		o.died(c, o.token(c.Token))
 	case c.Op == "dieall" && c.ok():
@@ -168,6 +175,9 @@ func (o *oracle) add(c call) {
 	case c.Op == "get" && c.Err == "notfound":
 		t := o.token(c.Token)
 		t.gone = earliest(t.gone, c.End)
+		o.reused(c)
+	case c.Op == "rotate" && c.Err == "notfound":
+		o.reused(c)
 	case c.Op == "get" && c.ok():
 		o.get(c)
 		if c.Slides {
